@@ -1,0 +1,33 @@
+// Shader registry: WGSL sources by file name (without `.wgsl`), with a tiny placeholder step
+// (`{{NAME}}` replaced by a value) for the few variants `override` constants cannot express,
+// such as `enable subgroups;` or the element type of a buffer.
+import { GPUError } from '../errors.ts';
+
+/** WGSL text of every file in shaders/, keyed by base name (e.g. 'matvec'). */
+export type ShaderSources = Readonly<Record<string, string>>;
+
+export type ShaderDefines = Readonly<Record<string, string | number>>;
+
+const placeholder = /\{\{([A-Z0-9_]+)\}\}/g;
+
+export function expandShader(sources: ShaderSources, name: string, defines: ShaderDefines = {}): string {
+  const text = sources[name];
+  if (text === undefined) {
+    throw new GPUError('missing-shader', `shader '${name}.wgsl' is not in the shader registry (have: ${Object.keys(sources).join(', ')})`);
+  }
+  return text.replace(placeholder, (_, key: string) => {
+    const v = defines[key];
+    if (v === undefined) throw new GPUError('missing-shader-define', `shader '${name}.wgsl' needs the define {{${key}}}`);
+    return String(v);
+  });
+}
+
+/** Builds the registry from a Vite `import.meta.glob(..., {query: '?raw', eager: true, import: 'default'})` result. */
+export function shaderSourcesFromGlob(glob: Record<string, unknown>): ShaderSources {
+  const out: Record<string, string> = {};
+  for (const [path, text] of Object.entries(glob)) {
+    const base = path.slice(path.lastIndexOf('/') + 1).replace(/\.wgsl$/, '');
+    out[base] = String(text);
+  }
+  return out;
+}

@@ -1,0 +1,65 @@
+// WebGPU on Node through Dawn (the `webgpu` package). On a machine without a GPU driver it
+// finds SwiftShader (Debian's chromium ships it) by itself; otherwise it says what is missing.
+import { existsSync, readdirSync } from 'node:fs';
+import { GPUError } from '../errors.ts';
+import { describeAdapter, requestChunklmDevice, type GpuContextOptions, type GpuFeatures } from '../gpu/context.ts';
+
+const swiftShaderIcds = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib/chromium-browser/vk_swiftshader_icd.json'];
+const icdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+
+function hasSystemVulkanDriver(): boolean {
+  return icdDirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json')));
+}
+
+export interface NodeDevice {
+  device: GPUDevice;
+  adapterInfo: string;
+  features: GpuFeatures;
+  isSwiftShader: boolean;
+}
+
+type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
+
+// The Dawn instance must outlive every device made from it: if it is garbage collected, Dawn
+// tears down underneath live devices and the process aborts. Keep them all.
+const liveInstances: GPU[] = [];
+
+export async function acquireNodeDevice(opts: GpuContextOptions = {}): Promise<NodeDevice> {
+  // The Vulkan loader reads VK_ICD_FILENAMES when Dawn starts, so decide before importing it.
+  let swift = false;
+  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && process.platform === 'linux' && !hasSystemVulkanDriver()) {
+    const icd = swiftShaderIcds.find((p) => existsSync(p));
+    if (icd) {
+      process.env.VK_ICD_FILENAMES = icd;
+      swift = true;
+    }
+  }
+  if (process.env.VK_ICD_FILENAMES?.includes('swiftshader')) swift = true;
+  let dawn: DawnModule;
+  try {
+    dawn = (await import('webgpu')) as unknown as DawnModule;
+  } catch (err) {
+    throw new GPUError('no-webgpu', `cannot load Dawn (the 'webgpu' package): ${(err as Error).message}. Run npm install.`, {}, { cause: err });
+  }
+  Object.assign(globalThis, dawn.globals);
+  let adapter: GPUAdapter | null = null;
+  try {
+    const gpu = dawn.create([]);
+    liveInstances.push(gpu);
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (err) {
+    throw new GPUError('no-adapter', `Dawn could not start: ${(err as Error).message}. ${missingHint()}`, {}, { cause: err });
+  }
+  if (!adapter) throw new GPUError('no-adapter', `no WebGPU adapter found. ${missingHint()}`);
+  const { device, features } = await requestChunklmDevice(adapter, opts);
+  return { device, adapterInfo: describeAdapter(adapter.info), features, isSwiftShader: swift };
+}
+
+function missingHint(): string {
+  const vulkan = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1'].some((p) => existsSync(p));
+  if (!vulkan) return "The Vulkan loader is missing: install libvulkan1 (Debian: apt-get install libvulkan1).";
+  if (!hasSystemVulkanDriver() && !swiftShaderIcds.some((p) => existsSync(p))) {
+    return "No Vulkan driver is installed: install your GPU's Vulkan driver, or Debian's chromium for the SwiftShader software adapter.";
+  }
+  return 'Check that the Vulkan driver works (vulkaninfo).';
+}
