@@ -41,3 +41,15 @@ export {
   metaU32,
   type GGUFMetadata,
 } from './meta.ts';
+export {
+  gguf,
+  metadataFromFile,
+  writeGGUF,
+  type GGUFArrayValue,
+  type GGUFScalarValue,
+  type GGUFTypedValue,
+  type GGUFValueTypeLike,
+  type GGUFWriteInput,
+  type GGUFWriteTensor,
+  type MetadataFromFileOptions,
+} from './writer.ts';
