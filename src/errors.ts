@@ -34,6 +34,11 @@ export class GPUError extends ChunklmError {
   override name = 'GPUError';
 }
 
+/** The paged KV cache cannot hold the request: no free pages left ('kv-cache-full'), or a pool that does not fit the device. */
+export class KVCacheError extends ChunklmError {
+  override name = 'KVCacheError';
+}
+
 /** The caller aborted the request through its AbortSignal. */
 export class AbortedError extends ChunklmError {
   override name = 'AbortedError';
@@ -53,6 +58,7 @@ const errorClasses: Record<string, new (code: string, message: string, fields?: 
   UnsupportedModelError,
   TokenizerError,
   GPUError,
+  KVCacheError,
   InvalidRequestError,
 };
 

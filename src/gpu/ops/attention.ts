@@ -1,0 +1,229 @@
+// Paged causal attention (shaders/attention.wgsl + attention_reduce.wgsl): the prefill form (many
+// query tokens, one pass writing the output) and the decode form (split-K over the page table,
+// then a reduce), recorded once and resized per step with setStep.
+import { GPUError, UnsupportedModelError } from '../../errors.ts';
+import { writeParams, type ArenaSlot } from '../arena.ts';
+import type { Dispatch, GpuContext } from '../context.ts';
+import { KV_PAGE_SIZE } from './kv.ts';
+import { checkRopeShape, type RopeMode } from './rope.ts';
+
+export interface AttentionShape {
+  nHeads: number;
+  nKvHeads: number;
+  /** Multiple of 4, at most 128 (larger heads do not fit workgroup memory). */
+  headDim: number;
+  ropeDim: number;
+  mode: RopeMode;
+  /** Rows of the cos/sin table; positions at or past it read its last row. */
+  maxPos: number;
+  /** Score scale; default 1/sqrt(headDim). */
+  scale?: number;
+  /** Elements between consecutive tokens' q rows (default nHeads*headDim); multiple of 4. */
+  qStride?: number;
+  /** Element index of token 0, head 0 in q (default 0); multiple of 4. */
+  qOffset?: number;
+}
+
+export interface AttentionBuffers {
+  /** [T, qStride] f32, rotated by rope.wgsl. */
+  q: GPUBuffer;
+  /** [nPages*16, nKvHeads*headDim] f32, keys before RoPE (one layer's pool). */
+  kPool: GPUBuffer;
+  /** [nPages*16, nKvHeads*headDim] f32. */
+  vPool: GPUBuffer;
+  /** [nEntries] vec4<u32> (page, start_pos, n_tokens, slot_offset). */
+  pageTable: GPUBuffer;
+  /** [T] u32 absolute positions of the query tokens. */
+  positions: GPUBuffer;
+  /** [maxPos, ropeDim/2] (cos, sin) f32 pairs from buildRopeTable. */
+  ropeTable: GPUBuffer;
+  /** [T, nHeads*headDim] f32. */
+  out: GPUBuffer;
+}
+
+export interface AttentionOptions {
+  /**
+   * 'prefill' puts 16 (token, head) rows in a workgroup; 'decode' puts one token's GQA group
+   * (few rows, so the dot products are split across threads instead).
+   */
+  kind: 'prefill' | 'decode';
+  /** Largest token count a step will pass to setStep. */
+  maxTokens: number;
+  /** Largest split-K factor (default 1 for prefill, 32 for decode); > 1 allocates the partial buffer. */
+  maxSplits?: number;
+  nTokens?: number;
+  nEntries?: number;
+}
+
+/** The recorded dispatches of one attention layer; unused ones have 0 workgroups and are skipped. */
+export interface AttentionStep {
+  readonly dispatches: readonly Dispatch[];
+  /** Split count of the current step (1: the output is written directly, no reduce). */
+  readonly splits: number;
+  /** Workgroup layout chosen for this device (for tests and benchmarks). */
+  readonly config: { rows: number; dsplit: number; wg: number; workgroupBytes: number };
+  /**
+   * Sets the step's query token count, page-table entry count and, optionally, the split count
+   * (default: chooseAttentionSplits). Only params and workgroup counts change.
+   */
+  setStep(nTokens: number, nEntries: number, nSplits?: number): void;
+}
+
+const WG = 128;
+const REDUCE_WG = 32;
+/** Fewest page-table entries (16 keys each) worth a split of their own. */
+const MIN_ENTRIES_PER_SPLIT = 4;
+/** Workgroups that keep a large GPU busy; splits stop growing past it. */
+const TARGET_WORKGROUPS = 256;
+
+/**
+ * Split count for a step: enough workgroups to fill the GPU (TARGET_WORKGROUPS over the other grid
+ * dimensions), at least MIN_ENTRIES_PER_SPLIT entries each, at most maxSplits.
+ */
+export function chooseAttentionSplits(nEntries: number, workgroupsPerSplit: number, maxSplits: number): number {
+  const byWork = Math.ceil(nEntries / MIN_ENTRIES_PER_SPLIT);
+  const byGpu = Math.ceil(TARGET_WORKGROUPS / Math.max(1, workgroupsPerSplit));
+  return Math.max(1, Math.min(maxSplits, byWork, byGpu));
+}
+
+function layout(rows: number, headDim: number): { dsplit: number; bytes: number } {
+  const hd4 = headDim / 4;
+  let dsplit = 1;
+  while (dsplit * 2 <= hd4 && rows * KV_PAGE_SIZE * dsplit * 2 <= WG) dsplit *= 2;
+  const bk = KV_PAGE_SIZE;
+  const vec4s = rows * hd4 + bk * (hd4 + 1) + bk * hd4;
+  const words = rows * bk * dsplit + rows * bk + 3 * rows;
+  return { dsplit, bytes: vec4s * 16 + words * 4 };
+}
+
+export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, shape: AttentionShape, opts: AttentionOptions): AttentionStep {
+  const { nHeads, nKvHeads, headDim } = shape;
+  checkRopeShape(shape);
+  if (nKvHeads <= 0 || nHeads % nKvHeads !== 0) {
+    throw new UnsupportedModelError('bad-shape', `${nHeads} query heads cannot be grouped over ${nKvHeads} KV heads`, { nHeads, nKvHeads });
+  }
+  if (headDim % 4 !== 0 || headDim > 128) {
+    throw new UnsupportedModelError('bad-shape', `attention supports head dimensions that are multiples of 4 up to 128, got ${headDim}`, { headDim });
+  }
+  const qStride = shape.qStride ?? nHeads * headDim;
+  const qOffset = shape.qOffset ?? 0;
+  if (qStride % 4 !== 0 || qOffset % 4 !== 0) {
+    throw new UnsupportedModelError('bad-shape', `q stride ${qStride} and offset ${qOffset} must be multiples of 4`, { qStride, qOffset });
+  }
+  const group = nHeads / nKvHeads;
+  const maxSplits = Math.max(1, opts.maxSplits ?? (opts.kind === 'decode' ? 32 : 1));
+
+  // Rows per workgroup: 16 for prefill, the GQA group for decode; halved until workgroup memory fits.
+  const limit = ctx.limits.maxComputeWorkgroupStorageSize;
+  let rows = opts.kind === 'prefill' ? 16 : Math.min(group, 16);
+  let lay = layout(rows, headDim);
+  while (lay.bytes > limit && rows > 1) {
+    rows = Math.max(1, rows >> 1);
+    lay = layout(rows, headDim);
+  }
+  if (lay.bytes > limit) {
+    throw new GPUError(
+      'workgroup-memory',
+      `attention with head dimension ${headDim} needs ${lay.bytes} bytes of workgroup memory but this device offers ${limit}`,
+      { headDim, need: lay.bytes, limit },
+    );
+  }
+  const defines = { HEAD_DIM: headDim, GROUP: group, ROWS: rows, WG, DSPLIT: lay.dsplit };
+  const pipeline = ctx.pipeline('attention', { defines });
+  const scale = shape.scale ?? 1 / Math.sqrt(headDim);
+
+  const directSlot = ctx.arena.alloc();
+  const direct: Dispatch = {
+    label: `attention-${opts.kind}`,
+    pipeline,
+    bindGroup: ctx.bindGroup(
+      pipeline,
+      [directSlot.binding, bufs.q, bufs.kPool, bufs.vPool, bufs.pageTable, bufs.positions, bufs.ropeTable, bufs.out],
+      `attention-${opts.kind}`,
+    ),
+    workgroups: [0, 1, 1],
+  };
+  const dispatches: Dispatch[] = [direct];
+
+  let split: { slot: ArenaSlot; d: Dispatch; reduceSlot: ArenaSlot; reduce: Dispatch } | undefined;
+  if (maxSplits > 1) {
+    // [maxTokens, nHeads, maxSplits, headDim/4 + 1] vec4: unnormalized output, then (m, l, 0, 0).
+    const partial = ctx.createBuffer('attention-partial', opts.maxTokens * nHeads * maxSplits * (headDim + 4) * 4, GPUBufferUsage.STORAGE);
+    const slot = ctx.arena.alloc();
+    const d: Dispatch = {
+      label: `attention-${opts.kind}-split`,
+      pipeline,
+      bindGroup: ctx.bindGroup(
+        pipeline,
+        [slot.binding, bufs.q, bufs.kPool, bufs.vPool, bufs.pageTable, bufs.positions, bufs.ropeTable, partial],
+        `attention-${opts.kind}-split`,
+      ),
+      workgroups: [0, 1, 1],
+    };
+    const reducePipeline = ctx.pipeline('attention_reduce', { constants: { WG: REDUCE_WG } });
+    const reduceSlot = ctx.arena.alloc();
+    const reduce: Dispatch = {
+      label: 'attention-reduce',
+      pipeline: reducePipeline,
+      bindGroup: ctx.bindGroup(reducePipeline, [reduceSlot.binding, partial, bufs.out], 'attention-reduce'),
+      workgroups: [0, 1, 1],
+    };
+    dispatches.push(d, reduce);
+    split = { slot, d, reduceSlot, reduce };
+  }
+
+  const blocksFor = (nTokens: number) => Math.ceil((nTokens * group) / rows);
+  let current = 1;
+  const step: AttentionStep = {
+    dispatches,
+    get splits() {
+      return current;
+    },
+    config: { rows, dsplit: lay.dsplit, wg: WG, workgroupBytes: lay.bytes },
+    setStep(nTokens: number, nEntries: number, nSplits?: number) {
+      if (nTokens > opts.maxTokens) {
+        throw new GPUError('batch-too-large', `attention was recorded for at most ${opts.maxTokens} tokens, got ${nTokens}`, {
+          nTokens,
+          maxTokens: opts.maxTokens,
+        });
+      }
+      const blocks = blocksFor(nTokens);
+      let want = nSplits ?? chooseAttentionSplits(nEntries, blocks * nKvHeads, maxSplits);
+      want = Math.max(1, Math.min(want, maxSplits, Math.max(1, nEntries)));
+      const perSplit = Math.max(1, Math.ceil(nEntries / want));
+      const splits = Math.max(1, Math.ceil(nEntries / perSplit));
+      const words = (n: number, isDirect: boolean) => [
+        nTokens,
+        nHeads,
+        nKvHeads,
+        shape.ropeDim,
+        shape.mode === 'neox' ? 1 : 0,
+        shape.maxPos,
+        nEntries,
+        perSplit,
+        n,
+        isDirect ? 1 : 0,
+        qStride,
+        qOffset,
+        { f32: scale },
+      ];
+      if (splits === 1 || !split) {
+        writeParams(ctx.arena, directSlot, words(1, true));
+        direct.workgroups = [blocks, nKvHeads, 1];
+        if (split) {
+          split.d.workgroups = [0, 1, 1];
+          split.reduce.workgroups = [0, 1, 1];
+        }
+      } else {
+        direct.workgroups = [0, 1, 1];
+        writeParams(ctx.arena, split.slot, words(splits, false));
+        split.d.workgroups = [blocks, nKvHeads, splits];
+        writeParams(ctx.arena, split.reduceSlot, [nHeads, splits, headDim / 4]);
+        split.reduce.workgroups = [nHeads, nTokens, 1];
+      }
+      current = splits;
+    },
+  };
+  step.setStep(opts.nTokens ?? 0, opts.nEntries ?? 0);
+  return step;
+}
