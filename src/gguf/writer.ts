@@ -273,7 +273,7 @@ const encoder = new TextEncoder();
 class Out {
   readonly view: DataView;
   pos = 0;
-  constructor(readonly bytes: Uint8Array) {
+  constructor(readonly bytes: Uint8Array<ArrayBuffer>) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   u32(v: number): void {
@@ -368,7 +368,7 @@ interface PlannedTensor {
 }
 
 /** Serializes a complete GGUF file into one buffer. */
-export function writeGGUF(input: GGUFWriteInput): Uint8Array {
+export function writeGGUF(input: GGUFWriteInput): Uint8Array<ArrayBuffer> {
   const version = input.version ?? 3;
   if (version !== 2 && version !== 3) {
     throw new GGUFError('unsupported-version', `can write GGUF versions 2 and 3, not ${String(version)}`, { version });
