@@ -97,6 +97,14 @@ const DEFAULT_ALIGNMENT = 32;
 const MAX_ALIGNMENT = 1 << 24;
 const MAX_DIMS = 4;
 const MAX_ARRAY_DEPTH = 16; // nested arrays are legal; a thousand levels is an attack on the stack
+// Limits far above any real model (the largest vocabularies have ~256k tokens, the longest
+// strings are chat templates of some KB), so that a corrupt count in a multi-GB file fails
+// at once instead of allocating or reading gigabytes.
+const MAX_STRING_BYTES = 64 << 20;
+const MAX_ARRAY_ELEMENTS = 1 << 26;
+const MAX_ARRAY_BYTES = 256 << 20;
+const MAX_TENSORS = 1 << 20;
+const MAX_KV = 1 << 20;
 const FIRST_CHUNK = 1 << 20;
 const MAX_CHUNK = 64 << 20;
 
@@ -250,18 +258,26 @@ async function readString(c: HeaderCursor, what: string): Promise<string> {
       { offset: start, remaining: c.remaining() },
     );
   }
+  if (len > MAX_STRING_BYTES) {
+    throw new GGUFError('bad-string', `${what} at byte ${start} claims ${len} bytes, more than the ${MAX_STRING_BYTES}-byte limit (corrupt file)`, {
+      offset: start,
+    });
+  }
   const q = c.need(len, what);
   if (q) await q;
   return c.text(len);
 }
 
-function checkCount(c: HeaderCursor, count: number, minBytes: number, what: string, at: number): void {
+function checkCount(c: HeaderCursor, count: number, minBytes: number, limit: number, what: string, at: number): void {
   if (count * minBytes > c.remaining()) {
     throw new GGUFError(
       'bad-count',
       `${what} at byte ${at} is ${count === Infinity ? 'more than 2^53' : count}, but the ${c.remaining()} bytes left in the file cannot hold that many (corrupt or truncated file)`,
       { offset: at, count: count === Infinity ? null : count, remaining: c.remaining() },
     );
+  }
+  if (count > limit) {
+    throw new GGUFError('bad-count', `${what} at byte ${at} is ${count}, above the limit of ${limit} (corrupt file)`, { offset: at, count, limit });
   }
 }
 
@@ -329,7 +345,9 @@ async function readValue(c: HeaderCursor, type: number, key: string, depth: numb
     throw new GGUFError('bad-value-type', `metadata ${key}: unknown array element type ${elemType} at byte ${at}`, { key, type: elemType });
   }
   const count = c.u64();
-  checkCount(c, count, VALUE_SIZES[elemType], `element count of array ${key}`, at + 4);
+  const isPlain = elemType === GGUFValueType.STRING || elemType === GGUFValueType.ARRAY || elemType === GGUFValueType.BOOL;
+  const limit = isPlain ? MAX_ARRAY_ELEMENTS : Math.floor(MAX_ARRAY_BYTES / VALUE_SIZES[elemType]);
+  checkCount(c, count, VALUE_SIZES[elemType], limit, `element count of array ${key}`, at + 4);
   if (elemType === GGUFValueType.STRING) {
     const out = markElementType(new Array<string>(count), elemType);
     for (let i = 0; i < count; i++) out[i] = await readString(c, `string ${i} of ${key}`);
@@ -499,10 +517,10 @@ export async function parseGGUF(source: ByteSource, options: ParseOptions = {}):
   await c.need(16, 'counts');
   let at = c.pos;
   const nTensors = c.u64();
-  checkCount(c, nTensors, MIN_TENSOR_INFO_BYTES, 'tensor count', at);
+  checkCount(c, nTensors, MIN_TENSOR_INFO_BYTES, MAX_TENSORS, 'tensor count', at);
   at = c.pos;
   const nKv = c.u64();
-  checkCount(c, nKv, MIN_KV_BYTES, 'metadata key/value count', at);
+  checkCount(c, nKv, MIN_KV_BYTES, MAX_KV, 'metadata key/value count', at);
   // Both sections must fit together, not just each on its own.
   if (nTensors * MIN_TENSOR_INFO_BYTES + nKv * MIN_KV_BYTES > c.remaining()) {
     throw new GGUFError(
