@@ -52,6 +52,11 @@ export class InvalidRequestError extends ChunklmError {
   override name = 'InvalidRequestError';
 }
 
+/** The Worker that hosts the engine failed to start or died (script error, out of memory). */
+export class WorkerError extends ChunklmError {
+  override name = 'WorkerError';
+}
+
 const errorClasses: Record<string, new (code: string, message: string, fields?: ErrorFields) => ChunklmError> = {
   ChunklmError,
   GGUFError,
@@ -60,6 +65,7 @@ const errorClasses: Record<string, new (code: string, message: string, fields?: 
   GPUError,
   KVCacheError,
   InvalidRequestError,
+  WorkerError,
 };
 
 export interface SerializedError {
