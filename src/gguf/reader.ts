@@ -224,6 +224,18 @@ class HeaderCursor {
     this.pos += n;
     return this.buf.slice(at, at + n);
   }
+  /**
+   * A string that lies wholly inside the window, read without a promise (the common case in
+   * vocabularies); undefined when it does not, and readString must take the checked path.
+   */
+  stringInWindow(): string | undefined {
+    const at = this.pos - this.bufStart;
+    if (at + 8 > this.buf.length || this.view.getUint32(at + 4, true) !== 0) return undefined;
+    const len = this.view.getUint32(at, true);
+    if (at + 8 + len > this.buf.length || len > MAX_STRING_BYTES) return undefined;
+    this.pos += 8 + len;
+    return decodeUtf8(this.buf, at + 8, len);
+  }
   text(n: number): string {
     const at = this.pos - this.bufStart;
     this.pos += n;
@@ -350,7 +362,7 @@ async function readValue(c: HeaderCursor, type: number, key: string, depth: numb
   checkCount(c, count, VALUE_SIZES[elemType], limit, `element count of array ${key}`, at + 4);
   if (elemType === GGUFValueType.STRING) {
     const out = markElementType(new Array<string>(count), elemType);
-    for (let i = 0; i < count; i++) out[i] = await readString(c, `string ${i} of ${key}`);
+    for (let i = 0; i < count; i++) out[i] = c.stringInWindow() ?? (await readString(c, `string ${i} of ${key}`));
     return out;
   }
   if (elemType === GGUFValueType.ARRAY) {
