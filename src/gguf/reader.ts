@@ -114,7 +114,8 @@ const MIN_KV_BYTES = 8 + 4 + 1; // empty key, type, 1-byte value
 const MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8; // empty name, n_dims 0, type, offset
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-const utf8 = new TextDecoder('utf-8', { fatal: false });
+// ignoreBOM keeps a leading U+FEFF: some vocabularies have it at the start of a token.
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
 /**
  * Sequential reader over a window of the source. The window is refilled (keeping its unread
@@ -161,7 +162,11 @@ class HeaderCursor {
     const keep = this.buf.subarray(this.pos - this.bufStart); // unread tail of the window
     const length = Math.min(this.remaining(), Math.max(n, keep.length + this.chunk));
     this.chunk = Math.min(this.chunk * 2, MAX_CHUNK);
-    const fresh = await this.source.read(bufEnd, this.pos + length - bufEnd, this.signal);
+    const want = this.pos + length - bufEnd;
+    const fresh = await this.source.read(bufEnd, want, this.signal);
+    if (fresh.length !== want) {
+      throw new GGUFError('truncated', `${this.source.name}: asked for ${want} bytes at ${bufEnd}, got ${fresh.length}`, { offset: bufEnd });
+    }
     const next = new Uint8Array(length); // (length,) bytes from pos
     next.set(keep, 0);
     next.set(fresh, keep.length);
@@ -403,11 +408,9 @@ interface RawTensor {
   relOffset: number;
   byteLength: number;
   nElements: number;
-  at: number; // file position of the entry, for messages
 }
 
 async function readTensorInfo(c: HeaderCursor, i: number, alignment: number): Promise<RawTensor> {
-  const at = c.pos;
   const name = await readString(c, `name of tensor ${i}`);
   const p = c.need(4, `tensor ${name}`);
   if (p) await p;
@@ -461,7 +464,7 @@ async function readTensorInfo(c: HeaderCursor, i: number, alignment: number): Pr
       { tensor: name, alignment },
     );
   }
-  return { name, shape, type: typeId, relOffset, byteLength, nElements, at };
+  return { name, shape, type: typeId, relOffset, byteLength, nElements };
 }
 
 /**

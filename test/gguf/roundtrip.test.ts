@@ -40,6 +40,7 @@ function everyValueType(): Record<string, GGUFTypedValue> {
     'bool.false': gguf.bool(false),
     'string.empty': gguf.string(''),
     'string.unicode': gguf.string('héllo ▁ 世界 🦙'),
+    'string.bom': gguf.string('\uFEFF starts with a byte-order mark, and is longer than 32 bytes'),
     'u64.max': gguf.u64(0xffff_ffff_ffff_ffffn),
     'u64.number': gguf.u64(12),
     'i64.min': gguf.i64(-(1n << 63n)),
@@ -53,7 +54,7 @@ function everyValueType(): Record<string, GGUFTypedValue> {
     'arr.f32': gguf.array('f32', new Float32Array([0.25, -1e-5, 3e38])),
     'arr.f32.plain': gguf.array('f32', [0.1, 2]),
     'arr.bool': gguf.array('bool', [true, false, true]),
-    'arr.string': gguf.array('string', ['a', '', '▁the', '<0x0A>', '🦙']),
+    'arr.string': gguf.array('string', ['a', '', '▁the', '<0x0A>', '🦙', '\uFEFFbom', 'a-long-token-beyond-the-ascii-fast-path-\uFEFF-é']),
     'arr.u64': gguf.array('u64', [0n, 1n << 63n]),
     'arr.i64': gguf.array('i64', new BigInt64Array([-5n, 5n])),
     'arr.f64': gguf.array('f64', [Math.E, -0]),
@@ -101,6 +102,7 @@ describe('writeGGUF → parseGGUF', () => {
     expect(m['bool.false']).toBe(false);
     expect(m['string.empty']).toBe('');
     expect(m['string.unicode']).toBe('héllo ▁ 世界 🦙');
+    expect(m['string.bom']).toBe('\uFEFF starts with a byte-order mark, and is longer than 32 bytes');
     expect(m['u64.max']).toBe(0xffff_ffff_ffff_ffffn);
     expect(m['u64.number']).toBe(12n);
     expect(m['i64.min']).toBe(-(1n << 63n));
@@ -114,7 +116,7 @@ describe('writeGGUF → parseGGUF', () => {
     expect(m['arr.f32']).toEqual(new Float32Array([0.25, -1e-5, 3e38]));
     expect(m['arr.f32.plain']).toEqual(new Float32Array([0.1, 2]));
     expect(m['arr.bool']).toEqual([true, false, true]);
-    expect(m['arr.string']).toEqual(['a', '', '▁the', '<0x0A>', '🦙']);
+    expect(m['arr.string']).toEqual(['a', '', '▁the', '<0x0A>', '🦙', '\uFEFFbom', 'a-long-token-beyond-the-ascii-fast-path-\uFEFF-é']);
     expect(m['arr.u64']).toEqual(new BigUint64Array([0n, 1n << 63n]));
     expect(m['arr.i64']).toEqual(new BigInt64Array([-5n, 5n]));
     expect(m['arr.f64']).toEqual(new Float64Array([Math.E, -0]));
@@ -170,7 +172,7 @@ describe('writeGGUF → parseGGUF', () => {
     expect(metaF32(m, 'u8.max')).toBe(255);
     expect(metaBool(m, 'bool.true')).toBe(true);
     expect(metaString(m, 'string.unicode')).toBe('héllo ▁ 世界 🦙');
-    expect(metaStringArray(m, 'arr.string')).toHaveLength(5);
+    expect(metaStringArray(m, 'arr.string')).toHaveLength(7);
     expect(metaNumberArray(m, 'arr.f32')).toBeInstanceOf(Float32Array);
     expect(metaU32(m, 'absent', 7)).toBe(7);
     expect(metaString(m, 'absent', undefined)).toBeUndefined();
