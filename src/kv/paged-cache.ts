@@ -80,7 +80,7 @@ export class PagedKvCache {
 
   /** A page-table buffer of `maxEntries` vec4<u32> entries for one sequence's attention dispatches. */
   createPageTableBuffer(maxEntries: number, label = 'page-table'): GPUBuffer {
-    return this.ctx.createBuffer(label, maxEntries * PAGE_TABLE_ENTRY_WORDS * 4, 0x80 | 0x8);
+    return this.ctx.createBuffer(label, maxEntries * PAGE_TABLE_ENTRY_WORDS * 4, 0x80 | 0x8 | 0x4); // STORAGE | COPY_DST | COPY_SRC
   }
 
   /**

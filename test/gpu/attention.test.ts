@@ -1,0 +1,210 @@
+import { describe, expect, it } from 'vitest';
+import { attentionDispatches, chooseAttentionSplits, type AttentionShape } from '../../src/gpu/ops/attention.ts';
+import { kvWriteDispatch } from '../../src/gpu/ops/kv.ts';
+import { buildRopeTable, ropeDispatch, uploadRopeTable, type RopeMode } from '../../src/gpu/ops/rope.ts';
+import { attentionPagedRef, attentionRef, type RefPageEntry } from '../../src/gpu/ref/attention.ts';
+import { ropeRef } from '../../src/gpu/ref/rope.ts';
+import { PageAllocator, Sequence } from '../../src/kv/pages.ts';
+import type { GpuContext } from '../../src/gpu/context.ts';
+import { compare, outputBuffer, randomF32, readF32, run, testContext, uploadWords } from '../helpers/gpu.ts';
+
+interface Case {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  ropeDim: number;
+  mode: RopeMode;
+}
+
+const MAX_POS = 512;
+
+/**
+ * A page table with everything the chunk cache produces: a private prefix, a chunk's first tokens
+ * recomputed privately, a shared chunk entered part-way through its first page at an odd position,
+ * partially filled pages, a gap in positions, and the new tokens (nNew) at the end.
+ */
+function scenario(nNew: number, chunkLen = 37) {
+  const alloc = new PageAllocator(64);
+  const chunk = new Sequence(alloc);
+  chunk.append(chunkLen);
+  const seq = new Sequence(alloc);
+  seq.append(5);
+  seq.appendSlots([5, 6, 7]);
+  const spans = chunk.spans();
+  spans[0] = { ...spans[0], slotOffset: 3, nTokens: spans[0].nTokens - 3 };
+  seq.mapShared(spans, 8);
+  const gapEnd = seq.nextPosition + 9;
+  const positions = new Uint32Array(nNew).map((_, i) => gapEnd + i);
+  const slots = seq.appendSlots(positions);
+  return { alloc, seq, positions, slots, nPages: alloc.nPages };
+}
+
+async function runAttention(
+  ctx: GpuContext,
+  c: Case,
+  kind: 'prefill' | 'decode',
+  q: Float32Array,
+  positions: Uint32Array,
+  kPool: Float32Array,
+  vPool: Float32Array,
+  entries: readonly RefPageEntry[],
+  splits?: number,
+) {
+  const T = positions.length;
+  const table = buildRopeTable(MAX_POS, c.ropeDim, 10000);
+  const shape: AttentionShape = { ...c, maxPos: MAX_POS };
+  const words = new Uint32Array(Math.max(1, entries.length) * 4);
+  entries.forEach((e, i) => words.set([e.page, e.startPosition, e.nTokens, e.slotOffset], i * 4));
+  const out = outputBuffer(ctx, T * c.nHeads * c.headDim);
+  const step = attentionDispatches(
+    ctx,
+    {
+      q: uploadWords(ctx, q),
+      kPool: uploadWords(ctx, kPool),
+      vPool: uploadWords(ctx, vPool),
+      pageTable: uploadWords(ctx, words),
+      positions: uploadWords(ctx, positions),
+      ropeTable: uploadRopeTable(ctx, table),
+      out,
+    },
+    shape,
+    { kind, maxTokens: T + 3, maxSplits: kind === 'decode' ? 8 : 1 },
+  );
+  step.setStep(T, entries.length, splits);
+  await run(ctx, [...step.dispatches]);
+  const got = await readF32(ctx, out, T * c.nHeads * c.headDim);
+  const want = attentionPagedRef(q, positions, kPool, vPool, entries, c, table);
+  return { got, want, step };
+}
+
+describe('attention reference', () => {
+  it('over pre-RoPE pages equals rotate-then-store attention in position order', () => {
+    const c: Case = { nHeads: 4, nKvHeads: 2, headDim: 16, ropeDim: 12, mode: 'neox' };
+    const kvDim = c.nKvHeads * c.headDim;
+    const { seq, positions, nPages } = scenario(6);
+    const table = buildRopeTable(MAX_POS, c.ropeDim, 10000);
+    const kPool = randomF32(nPages * 16 * kvDim, 5);
+    const vPool = randomF32(nPages * 16 * kvDim, 6);
+    const q = randomF32(positions.length * c.nHeads * c.headDim, 7);
+    const paged = attentionPagedRef(q, positions, kPool, vPool, seq.entries, c, table);
+    // The same keys laid out contiguously by position and rotated once, as a rotate-then-store cache would.
+    const order = seq.entries.flatMap((e) => Array.from({ length: e.nTokens }, (_, j) => [e.startPosition + j, e.page * 16 + e.slotOffset + j]));
+    order.sort((a, b) => a[0] - b[0]);
+    const kRaw = new Float32Array(order.length * kvDim);
+    const v = new Float32Array(order.length * kvDim);
+    order.forEach(([, slot], i) => {
+      kRaw.set(kPool.subarray(slot * kvDim, (slot + 1) * kvDim), i * kvDim);
+      v.set(vPool.subarray(slot * kvDim, (slot + 1) * kvDim), i * kvDim);
+    });
+    const kPos = order.map((o) => o[0]);
+    const kRot = ropeRef(kRaw, kPos, c.nKvHeads, c.headDim, c.ropeDim, c.mode, table);
+    const plain = attentionRef(q, positions, kRot, v, kPos, c);
+    expect(compare(paged, plain).maxAbs).toBeLessThan(1e-6);
+    // And the causal mask matters: the first new token must not see the later ones.
+    const full = attentionRef(q, positions.map(() => 10000), kRot, v, kPos, c);
+    expect(compare(paged, full).maxAbs).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('attention kernel', () => {
+  const cases: [string, Case, number][] = [
+    ['stories260K shape (hd 8, GQA 2)', { nHeads: 8, nKvHeads: 4, headDim: 8, ropeDim: 8, mode: 'norm' }, 21],
+    ['hd 64, GQA 4, neox', { nHeads: 8, nKvHeads: 2, headDim: 64, ropeDim: 64, mode: 'neox' }, 13],
+    ['hd 128, GQA 1', { nHeads: 3, nKvHeads: 3, headDim: 128, ropeDim: 128, mode: 'norm' }, 19],
+    ['hd 64, GQA 8, partial neox rotation', { nHeads: 8, nKvHeads: 1, headDim: 64, ropeDim: 32, mode: 'neox' }, 7],
+    ['hd 32, GQA 7 (the qwen2-0.5B grouping)', { nHeads: 14, nKvHeads: 2, headDim: 32, ropeDim: 32, mode: 'neox' }, 5],
+  ];
+
+  it.each(cases)('prefill, %s: matches the reference over a mixed page table', async (_name, c, T) => {
+    const ctx = await testContext();
+    const kvDim = c.nKvHeads * c.headDim;
+    const { seq, positions, nPages } = scenario(T);
+    const kPool = randomF32(nPages * 16 * kvDim, 10 + T, -2, 2);
+    const vPool = randomF32(nPages * 16 * kvDim, 20 + T);
+    const q = randomF32(T * c.nHeads * c.headDim, 30 + T, -2, 2);
+    const { got, want } = await runAttention(ctx, c, 'prefill', q, positions, kPool, vPool, seq.entries);
+    expect(compare(got, want).maxAbs).toBeLessThan(2e-5);
+  });
+
+  it.each(cases)('decode, %s: every split count matches the reference', async (_name, c) => {
+    const ctx = await testContext();
+    const kvDim = c.nKvHeads * c.headDim;
+    const { seq, positions, nPages } = scenario(2, 70);
+    const kPool = randomF32(nPages * 16 * kvDim, 40, -2, 2);
+    const vPool = randomF32(nPages * 16 * kvDim, 41);
+    const q = randomF32(positions.length * c.nHeads * c.headDim, 42, -2, 2);
+    for (const splits of [1, 2, 3, 7]) {
+      for (const T of [1, 2]) {
+        const pos = positions.subarray(positions.length - T);
+        const qT = q.subarray(0, T * c.nHeads * c.headDim);
+        const { got, want, step } = await runAttention(ctx, c, 'decode', qT, pos, kPool, vPool, seq.entries, splits);
+        expect(step.splits).toBe(splits);
+        expect(compare(got, want).maxAbs, `splits=${splits} T=${T}`).toBeLessThan(2e-5);
+      }
+    }
+  });
+
+  it('writes kv, rotates q and attends end to end, with the queries masked by position', async () => {
+    const ctx = await testContext();
+    const c: Case = { nHeads: 4, nKvHeads: 2, headDim: 64, ropeDim: 64, mode: 'norm' };
+    const kvDim = c.nKvHeads * c.headDim;
+    const T = 11;
+    const { seq, positions, slots, nPages } = scenario(T);
+    const table = buildRopeTable(MAX_POS, c.ropeDim, 10000);
+    const kPool = randomF32(nPages * 16 * kvDim, 50);
+    const vPool = randomF32(nPages * 16 * kvDim, 51);
+    const kNew = randomF32(T * kvDim, 52);
+    const vNew = randomF32(T * kvDim, 53);
+    const q = randomF32(T * c.nHeads * c.headDim, 54);
+    const kb = uploadWords(ctx, kPool);
+    const vb = uploadWords(ctx, vPool);
+    const qb = uploadWords(ctx, q);
+    const pb = uploadWords(ctx, positions);
+    const tb = uploadRopeTable(ctx, table);
+    const out = outputBuffer(ctx, T * c.nHeads * c.headDim);
+    const shape = { ...c, maxPos: MAX_POS };
+    const step = attentionDispatches(
+      ctx,
+      { q: qb, kPool: kb, vPool: vb, pageTable: uploadWords(ctx, seq.pageTableWords()), positions: pb, ropeTable: tb, out },
+      shape,
+      { kind: 'prefill', maxTokens: 16 },
+    );
+    step.setStep(T, seq.entries.length);
+    await run(ctx, [
+      kvWriteDispatch(ctx, { kPool: kb, vPool: vb, kNew: uploadWords(ctx, kNew), vNew: uploadWords(ctx, vNew), slots: uploadWords(ctx, slots) }, kvDim, T),
+      ropeDispatch(ctx, qb, pb, tb, shape, T),
+      ...step.dispatches,
+    ]);
+    const got = await readF32(ctx, out, T * c.nHeads * c.headDim);
+    const kAll = kPool.slice();
+    const vAll = vPool.slice();
+    slots.forEach((s, t) => {
+      kAll.set(kNew.subarray(t * kvDim, (t + 1) * kvDim), s * kvDim);
+      vAll.set(vNew.subarray(t * kvDim, (t + 1) * kvDim), s * kvDim);
+    });
+    const qRot = ropeRef(q, positions, c.nHeads, c.headDim, c.ropeDim, c.mode, table);
+    const want = attentionPagedRef(qRot, positions, kAll, vAll, seq.entries, c, table);
+    expect(compare(got, want).maxAbs).toBeLessThan(2e-5);
+  });
+
+  it('gives 0 for rows that see no key and follows setStep without new bind groups', async () => {
+    const ctx = await testContext();
+    const c: Case = { nHeads: 2, nKvHeads: 1, headDim: 8, ropeDim: 8, mode: 'norm' };
+    const entries: RefPageEntry[] = [{ page: 0, startPosition: 100, nTokens: 16, slotOffset: 0 }];
+    const kPool = randomF32(16 * 8, 1);
+    const vPool = randomF32(16 * 8, 2);
+    const positions = new Uint32Array([3, 107]);
+    const q = randomF32(2 * 16, 3);
+    const { got, want } = await runAttention(ctx, c, 'prefill', q, positions, kPool, vPool, entries);
+    expect(Array.from(got.subarray(0, 16))).toEqual(new Array(16).fill(0));
+    expect(compare(got, want).maxAbs).toBeLessThan(1e-5);
+    expect(Math.max(...got.subarray(16).map(Math.abs))).toBeGreaterThan(0);
+  });
+
+  it('chooses more splits for longer caches, bounded by the GPU fill target and maxSplits', () => {
+    expect(chooseAttentionSplits(2, 8, 32)).toBe(1);
+    expect(chooseAttentionSplits(64, 8, 32)).toBe(16);
+    expect(chooseAttentionSplits(4096, 8, 32)).toBe(32);
+    expect(chooseAttentionSplits(4096, 64, 32)).toBe(4);
+  });
+});
