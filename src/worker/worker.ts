@@ -1,0 +1,36 @@
+// Dedicated Worker entry: owns the WebGPU device and the engine, and exposes ChunklmWorkerApi
+// through Comlink. The page creates it with
+// `new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module' })`.
+import { expose } from 'comlink';
+import { Engine } from '../engine/engine.ts';
+import { GPUError } from '../errors.ts';
+import { describeAdapter, requestChunklmDevice } from '../gpu/context.ts';
+import { viteShaderSources } from '../gpu/shaders-vite.ts';
+import { ChunklmWorkerService, type EngineLike } from './api.ts';
+import { installErrorTransfer } from './comlink-errors.ts';
+
+async function requestBrowserAdapter(): Promise<GPUAdapter> {
+  const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) {
+    throw new GPUError(
+      'no-webgpu',
+      'this browser has no WebGPU in workers (navigator.gpu is missing); use a recent Chrome or Edge, or enable WebGPU in the browser settings',
+    );
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    throw new GPUError('no-adapter', 'WebGPU is present but no adapter is available; check chrome://gpu, or that the GPU is not blocklisted');
+  }
+  return adapter;
+}
+
+/** The one place that knows how the browser host builds an engine. */
+async function openBrowserEngine(onLost: () => void): Promise<EngineLike> {
+  const adapter = await requestBrowserAdapter();
+  const { device, features } = await requestChunklmDevice(adapter);
+  void device.lost.then(onLost);
+  return new Engine(device, { shaders: viteShaderSources, features, adapterInfo: describeAdapter(adapter.info) });
+}
+
+installErrorTransfer();
+expose(new ChunklmWorkerService({ openEngine: openBrowserEngine }));
