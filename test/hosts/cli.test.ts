@@ -1,0 +1,119 @@
+// The `chunklm` command line, spawned the way a user runs it (node bin/chunklm.mjs ...):
+// argument errors, exit statuses, tokenizer vectors, and a real generation on stories260K.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { missingShared, projectRoot, sharedFile } from '../helpers/shared.ts';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], timeoutMs = 60_000): Promise<Run> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [resolve(projectRoot, 'bin/chunklm.mjs'), ...args], {
+      cwd: projectRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+describe('chunklm CLI arguments', () => {
+  it('rejects an unknown flag with exit status 2 and says which', async () => {
+    const r = await cli(['generate', '--model', 'm.gguf', '--prompt', 'hi', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Unknown option '--bogus'");
+    expect(r.stdout).toBe('');
+  });
+
+  it('rejects a missing value, a missing flag, a bad number and an unknown command with status 2', async () => {
+    const runs = await Promise.all([
+      cli(['tokenize', '--model']),
+      cli(['generate', '--model', 'm.gguf']),
+      cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--max-tokens', '1.5']),
+      cli(['tokenize', '--model', 'm.gguf', '--text', 'a', '--file', 'b']),
+      cli(['train']),
+    ]);
+    expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2, 2]);
+    expect(runs[0].stderr).toMatch(/--model.*argument missing/);
+    expect(runs[1].stderr).toContain('--prompt is required');
+    expect(runs[2].stderr).toContain("--max-tokens must be a non-negative integer, got '1.5'");
+    expect(runs[3].stderr).toContain('exactly one of --text');
+    expect(runs[4].stderr).toContain("unknown command 'train'");
+  });
+
+  it('reports a runtime error as "error: <name>: <message>" with status 1', async () => {
+    const r = await cli(['tokenize', '--model', '/nonexistent/model.gguf', '--text', 'hi']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: GGUFError: cannot open \/nonexistent\/model\.gguf \(ENOENT\)/);
+  });
+
+  it('prints usage with --help and exits 0', async () => {
+    const r = await cli(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('chunklm generate --model FILE --prompt TEXT');
+  });
+});
+
+const vocab = sharedFile('vocab/ggml-vocab-llama-spm.gguf');
+
+describe.skipIf(!vocab)(`chunklm tokenize (${vocab ? 'llama-spm vocab' : missingShared('vocab/ggml-vocab-llama-spm.gguf')})`, () => {
+  const inputs = vocab ? readFileSync(`${vocab}.inp`, 'utf8').split('\n__ggml_vocab_test__\n') : [];
+  const expected = vocab ? readFileSync(`${vocab}.out`, 'utf8').split('\n') : [];
+  const ids = (line: string): number[] => line.trim().split(/\s+/).filter(Boolean).map(Number);
+
+  it('--json gives the ids of the first test vector', async () => {
+    const r = await cli(['tokenize', '--model', vocab as string, '--text', inputs[0], '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ tokens: ids(expected[0]) });
+  });
+
+  it('--add-bos prepends BOS; --file reads the text; plain output is space-separated ids', async () => {
+    const r = await cli(['tokenize', '--model', vocab as string, '--file', `${vocab}.inp`, '--add-bos']);
+    expect(r.code).toBe(0);
+    const got = ids(r.stdout);
+    expect(got[0]).toBe(1);
+    expect(got.length).toBeGreaterThan(100);
+  });
+});
+
+const stories = sharedFile('models/stories260K.gguf');
+
+describe.skipIf(!stories)(`chunklm generate (${stories ? 'stories260K on Dawn' : missingShared('models/stories260K.gguf')})`, () => {
+  it('--json prints one object, and the streamed text of the same greedy run matches it', async () => {
+    const args = ['generate', '--model', stories as string, '--prompt', 'Once upon a time', '--max-tokens', '24', '--temperature', '0'];
+    const j = await cli([...args, '--json'], 120_000);
+    expect(j.stderr).toBe('');
+    expect(j.code).toBe(0);
+    const lines = j.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const out = JSON.parse(lines[0]) as Record<string, unknown>;
+    expect(Object.keys(out).sort()).toEqual(
+      ['decodeTokPerS', 'finishReason', 'prefillTokPerS', 'promptTokens', 'text', 'tokens', 'ttftMs'].sort(),
+    );
+    const promptTokens = out.promptTokens as number[];
+    const tokens = out.tokens as number[];
+    expect(promptTokens[0]).toBe(1); // stories260K adds BOS
+    expect(promptTokens.length).toBeGreaterThan(2);
+    expect(['length', 'eos']).toContain(out.finishReason);
+    if (out.finishReason === 'length') expect(tokens).toHaveLength(24);
+    expect((out.text as string).length).toBeGreaterThan(0);
+    expect(out.ttftMs as number).toBeGreaterThan(0);
+
+    const plain = await cli(args, 120_000);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toBe(`${out.text as string}\n`);
+    expect(plain.stderr).toMatch(/prompt tokens, \d+ generated \((length|eos)\); TTFT [\d.]+ ms/);
+  });
+});
