@@ -1,0 +1,42 @@
+// Chromium for the browser tests: the system build (never a downloaded one), headless, with
+// WebGPU enabled (SwiftShader on machines without a GPU).
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromiumPath } from '../scripts/setup.mjs';
+
+export const chromiumArgs = [
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+}
+
+/** A page whose console errors and crashes are collected, to explain a failing test. */
+export async function openPage(browser: Browser, url: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('crash', () => problems.push('page crashed'));
+  await page.goto(url);
+  await page.waitForFunction(() => customElements.get('chunklm-demo') !== undefined);
+  return { page, problems };
+}
+
+/** Polls `probe` until it returns a value that is not undefined; fails after `timeoutMs` with `what`. */
+export async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 60_000, everyMs = 25): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,114 @@
+// `npm test`: every check the project has, in one command that also installs what is missing.
+//   1. dependencies: `npm ci` when node_modules is absent; Chromium and the Vulkan loader
+//      through apt-get when missing (as root), which WebGPU on SwiftShader needs;
+//   2. the type check (`tsc --noEmit`), counted as one test;
+//   3. the unit and GPU tests (vitest, test/**/*.test.ts);
+//   4. the browser tests (vitest driving Chromium through playwright-core, e2e/*.e2e.ts).
+// Counts come from vitest's JSON reports. Skipped tests are listed, never counted as passed.
+// The last line is always `tests: N passed, N failed`; the exit status is 1 if anything failed.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { ensureNodeModules, ensureSystemPackages, projectRoot } from './setup.mjs';
+
+const resultsDir = join(projectRoot, '.cache', 'test-results');
+const bin = (name) => join(projectRoot, 'node_modules', '.bin', name);
+
+/** One line per stage for the summary, and the totals. */
+const stages = [];
+const skipped = [];
+let passed = 0;
+let failed = 0;
+
+function banner(title) {
+  process.stdout.write(`\n━━ ${title} ${'━'.repeat(Math.max(0, 72 - title.length))}\n`);
+}
+
+function record(name, counts, note = '') {
+  passed += counts.passed;
+  failed += counts.failed;
+  const skip = counts.skipped ? `, ${counts.skipped} skipped` : '';
+  stages.push(`${name}: ${counts.passed} passed, ${counts.failed} failed${skip}${note ? ` (${note})` : ''}`);
+}
+
+function finish() {
+  banner('summary');
+  for (const line of stages) process.stdout.write(`  ${line}\n`);
+  if (skipped.length > 0) {
+    process.stdout.write(`\nskipped: ${skipped.length} tests (not counted as passed)\n`);
+    for (const s of skipped) process.stdout.write(`  - ${s}\n`);
+  }
+  process.stdout.write(`\ntests: ${passed} passed, ${failed} failed\n`);
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+/** Runs vitest with a readable reporter plus a JSON report, and turns the report into counts. */
+function vitest(name, args) {
+  const report = join(resultsDir, `${name}.json`);
+  rmSync(report, { force: true });
+  const r = spawnSync(
+    bin('vitest'),
+    ['run', ...args, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
+    { stdio: 'inherit', cwd: projectRoot, env: { ...process.env, FORCE_COLOR: process.env.FORCE_COLOR ?? '1' } },
+  );
+  if (!existsSync(report)) {
+    return { passed: 0, failed: 1, skipped: 0, note: `vitest wrote no report (exit status ${r.status ?? r.signal})` };
+  }
+  const json = JSON.parse(readFileSync(report, 'utf8'));
+  const counts = { passed: 0, failed: 0, skipped: 0, note: '' };
+  for (const file of json.testResults ?? []) {
+    const rel = relative(projectRoot, file.name);
+    let failedHere = 0;
+    for (const t of file.assertionResults ?? []) {
+      if (t.status === 'passed') counts.passed++;
+      else if (t.status === 'failed') failedHere++;
+      else {
+        counts.skipped++;
+        skipped.push(`${rel} › ${[...(t.ancestorTitles ?? []), t.title].join(' › ')}`);
+      }
+    }
+    // A file that failed without a failing test (import error, failing hook) still counts.
+    if (file.status === 'failed' && failedHere === 0) {
+      failedHere = 1;
+      process.stdout.write(`\n${rel} failed outside any test: ${String(file.message ?? '').split('\n')[0]}\n`);
+    }
+    counts.failed += failedHere;
+  }
+  // Unhandled errors make vitest fail without failing a test.
+  if (r.status !== 0 && counts.failed === 0) {
+    counts.failed = 1;
+    counts.note = `vitest exited with status ${r.status ?? r.signal} (unhandled errors?)`;
+  }
+  return counts;
+}
+
+mkdirSync(resultsDir, { recursive: true });
+
+banner('dependencies');
+if (!ensureNodeModules()) {
+  record('dependencies', { passed: 0, failed: 1 }, 'npm ci failed');
+  finish();
+}
+const systemProblem = ensureSystemPackages();
+process.stdout.write(systemProblem ? `${systemProblem}\n` : 'npm packages, Chromium and the Vulkan loader are installed\n');
+
+banner('type check (tsc --noEmit)');
+const tsc = spawnSync(bin('tsc'), ['--noEmit', '-p', projectRoot], { stdio: 'inherit', cwd: projectRoot });
+record('typecheck', tsc.status === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 });
+if (tsc.status === 0) process.stdout.write('no type errors\n');
+
+banner('unit and GPU tests (vitest)');
+const unit = vitest('unit', []);
+record('unit', unit, unit.note);
+
+banner('browser tests (Chromium, WebGPU on SwiftShader)');
+if (systemProblem) {
+  // Never a silent pass: without a browser the suite counts as failed.
+  process.stdout.write(`cannot run the browser tests: ${systemProblem}\n`);
+  record('e2e', { passed: 0, failed: 1 }, systemProblem);
+} else {
+  const e2e = vitest('e2e', ['--config', join(projectRoot, 'e2e', 'vitest.config.ts')]);
+  record('e2e', e2e, e2e.note);
+}
+
+finish();
