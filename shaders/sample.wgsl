@@ -11,7 +11,7 @@
 //   4. top-p (top_p16 < 65536, p = top_p16 / 65536): the largest key t such that the mass of kept tokens
 //      with key >= t is >= max(1, floor(mass_kept * top_p16 / 65536)), by the same radix select over masses.
 //   5. draw: rand = pcg(step + pcg(seed)), r = floor(rand * mass / 2^32); the token is the first kept
-//      one, in index order, whose inclusive prefix mass exceeds r.
+//      one, in index order, whose inclusive prefix mass exceeds r (found in two levels of prefix sums).
 // Reference: src/gpu/ref/sample.ts sampleRef (same keys, PRNG and integer arithmetic).
 //
 // Dispatch: (1, 1, 1). WG in {256, 512, 1024} (2048 histogram bins split evenly over the threads).
@@ -84,6 +84,19 @@ fn mass_of(x: f32, k: u32, m: f32, scale: f32) -> u32 {
     return 0u;
   }
   return u32(floor(exp((x - m) * p.inv_temp) * scale));
+}
+
+/** Mass of the kept tokens (key >= floor_key) among indices [lo, hi). */
+fn mass_in(lo: u32, hi: u32, floor_key: u32, m: f32, scale: f32) -> u32 {
+  var s = 0u;
+  for (var i = lo; i < hi; i++) {
+    let x = logits[i];
+    let k = key_of(x);
+    if (k >= floor_key) {
+      s += mass_of(x, k, m, scale);
+    }
+  }
+  return s;
 }
 
 /** Suffix sum over threads t >= li. */
@@ -269,25 +282,31 @@ fn main(@builtin(local_invocation_index) li: u32) {
     kp = radix_select(li, want, true, kk, m, scale);
   }
 
-  // 5. inverse-CDF draw in index order: thread li scans the contiguous range [lo, hi).
+  // 5. inverse-CDF draw in index order, in two levels: thread li sums the contiguous range
+  //    [li*chunk, (li+1)*chunk); the range holding r is then split over all threads again, so no
+  //    thread walks more than ceil(chunk / WG) tokens.
   let chunk = (p.vocab + WG - 1u) / WG;
   let lo = min(li * chunk, p.vocab);
   let hi = min(lo + chunk, p.vocab);
-  var own = 0u;
-  for (var i = lo; i < hi; i++) {
-    let x = logits[i];
-    let k = key_of(x);
-    if (k >= kp) {
-      own += mass_of(x, k, m, scale);
-    }
-  }
+  let own = mass_in(lo, hi, kp, m, scale);
   let scan = prefix_sum(li, own);
   let before = scan.x - own;
-  let total = scan.y;
-  let r = mul_hi(pcg(p.step + pcg(p.seed)), total);
+  let r = mul_hi(pcg(p.step + pcg(p.seed)), scan.y);
   if (before <= r && r < before + own) {
-    var acc = before;
-    for (var i = lo; i < hi; i++) {
+    sel_digit = li;
+    sel_rem = before;
+  }
+  let owner = workgroupUniformLoad(&sel_digit);
+  let base = workgroupUniformLoad(&sel_rem);
+  let owner_hi = min(owner * chunk + chunk, p.vocab);
+  let sub = (chunk + WG - 1u) / WG;
+  let lo2 = min(owner * chunk + li * sub, owner_hi);
+  let hi2 = min(lo2 + sub, owner_hi);
+  let own2 = mass_in(lo2, hi2, kp, m, scale);
+  let before2 = base + prefix_sum(li, own2).x - own2;
+  if (before2 <= r && r < before2 + own2) {
+    var acc = before2;
+    for (var i = lo2; i < hi2; i++) {
       let x = logits[i];
       let k = key_of(x);
       if (k >= kp) {
