@@ -1,6 +1,6 @@
 // The Worker API and the main-thread client over a real Comlink MessageChannel, with a scripted
 // engine standing in for the GPU one: streaming order, cancellation, progress and typed errors.
-import { expose, wrap } from 'comlink';
+import { expose, wrap, type Remote } from 'comlink';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChunklmClient } from '../../src/client/client.ts';
 import type { GenerateInput, GenerateOptions, GenerationResult, LoadOptions, ModelInfo, TokenEvent } from '../../src/engine/types.ts';
@@ -122,7 +122,7 @@ async function connect(engine = new ScriptedEngine(), modelBytes = 2048): Promis
 }
 
 describe('errors across a Comlink MessageChannel', () => {
-  function thrower(): { remote: ReturnType<typeof wrap<Record<string, () => never>>> } {
+  function thrower(): { remote: Remote<Record<string, () => void>> } {
     const { port1, port2 } = new MessageChannel();
     expose(
       {
@@ -151,7 +151,7 @@ describe('errors across a Comlink MessageChannel', () => {
       port1.close();
       port2.close();
     });
-    return { remote: wrap<Record<string, () => never>>(port1) };
+    return { remote: wrap<Record<string, () => void>>(port1) };
   }
 
   it('rebuilds ChunklmError subclasses with name, code, message and fields', async () => {
