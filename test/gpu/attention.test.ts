@@ -201,6 +201,37 @@ describe('attention kernel', () => {
     expect(Math.max(...got.subarray(16).map(Math.abs))).toBeGreaterThan(0);
   });
 
+  it('prefills a chunk alone from position 0 (every key is a new token), T spanning many blocks', async () => {
+    const ctx = await testContext();
+    const c: Case = { nHeads: 8, nKvHeads: 4, headDim: 8, ropeDim: 8, mode: 'norm' };
+    const kvDim = c.nKvHeads * c.headDim;
+    const seq = new Sequence(new PageAllocator(8));
+    const T = 70;
+    const { positions } = seq.append(T);
+    const kPool = randomF32(8 * 16 * kvDim, 60);
+    const vPool = randomF32(8 * 16 * kvDim, 61);
+    const q = randomF32(T * c.nHeads * c.headDim, 62);
+    const { got, want } = await runAttention(ctx, c, 'prefill', q, positions, kPool, vPool, seq.entries);
+    expect(compare(got, want).maxAbs).toBeLessThan(2e-5);
+    // Token 0 sees only itself: its output is its own value row.
+    for (let h = 0; h < c.nHeads; h++) {
+      const g = Math.floor(h / 2);
+      for (let d = 0; d < 8; d++) expect(got[h * 8 + d]).toBeCloseTo(vPool[g * 8 + d], 6);
+    }
+  });
+
+  it('rejects shapes it cannot run', async () => {
+    const ctx = await testContext();
+    const b = uploadWords(ctx, new Uint32Array(4));
+    const bufs = { q: b, kPool: b, vPool: b, pageTable: b, positions: b, ropeTable: b, out: outputBuffer(ctx, 4) };
+    const base: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64, ropeDim: 64, mode: 'norm', maxPos: 16 };
+    expect(() => attentionDispatches(ctx, bufs, { ...base, nKvHeads: 3 }, { kind: 'prefill', maxTokens: 1 })).toThrow(/grouped/);
+    expect(() => attentionDispatches(ctx, bufs, { ...base, headDim: 256, ropeDim: 256 }, { kind: 'prefill', maxTokens: 1 })).toThrow(/up to 128/);
+    expect(() => attentionDispatches(ctx, bufs, { ...base, ropeDim: 66 }, { kind: 'prefill', maxTokens: 1 })).toThrow(/at most the head dimension/);
+    const step = attentionDispatches(ctx, bufs, base, { kind: 'decode', maxTokens: 2 });
+    expect(() => step.setStep(3, 1)).toThrow(expect.objectContaining({ code: 'batch-too-large' }));
+  });
+
   it('chooses more splits for longer caches, bounded by the GPU fill target and maxSplits', () => {
     expect(chooseAttentionSplits(2, 8, 32)).toBe(1);
     expect(chooseAttentionSplits(64, 8, 32)).toBe(16);
