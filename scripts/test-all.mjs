@@ -4,11 +4,13 @@
 //   2. the type check (`tsc --noEmit`), counted as one test;
 //   3. the unit and GPU tests (vitest, test/**/*.test.ts);
 //   4. the browser tests (vitest driving Chromium through playwright-core, e2e/*.e2e.ts).
-// Counts come from vitest's JSON reports. Skipped tests are listed, never counted as passed.
+// Counts come from a small vitest reporter (scripts/vitest-count-reporter.mjs) that also counts
+// tests kept from running by a failing hook, and files that fail to import, as failures.
+// Skipped tests are listed, never counted as passed.
 // The last line is always `tests: N passed, N failed`; the exit status is 1 if anything failed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { ensureNodeModules, ensureSystemPackages, projectRoot } from './setup.mjs';
 
 const resultsDir = join(projectRoot, '.cache', 'test-results');
@@ -17,6 +19,7 @@ const bin = (name) => join(projectRoot, 'node_modules', '.bin', name);
 /** One line per stage for the summary, and the totals. */
 const stages = [];
 const skipped = [];
+const failures = [];
 let passed = 0;
 let failed = 0;
 
@@ -34,6 +37,10 @@ function record(name, counts, note = '') {
 function finish() {
   banner('summary');
   for (const line of stages) process.stdout.write(`  ${line}\n`);
+  if (failures.length > 0) {
+    process.stdout.write(`\nfailed:\n`);
+    for (const f of failures) process.stdout.write(`  - ${f}\n`);
+  }
   if (skipped.length > 0) {
     process.stdout.write(`\nskipped: ${skipped.length} tests (not counted as passed)\n`);
     for (const s of skipped) process.stdout.write(`  - ${s}\n`);
@@ -42,44 +49,41 @@ function finish() {
   process.exit(failed > 0 ? 1 : 0);
 }
 
-/** Runs vitest with a readable reporter plus a JSON report, and turns the report into counts. */
+/**
+ * Runs vitest with its readable reporter, a JSON report (kept in .cache/test-results/ for
+ * inspection) and scripts/vitest-count-reporter.mjs, whose counts are the ones used.
+ */
 function vitest(name, args) {
-  const report = join(resultsDir, `${name}.json`);
-  rmSync(report, { force: true });
+  const counts = join(resultsDir, `${name}-counts.json`);
+  rmSync(counts, { force: true });
   const r = spawnSync(
     bin('vitest'),
-    ['run', ...args, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
-    { stdio: 'inherit', cwd: projectRoot, env: { ...process.env, FORCE_COLOR: process.env.FORCE_COLOR ?? '1' } },
+    [
+      'run',
+      ...args,
+      '--reporter=default',
+      '--reporter=json',
+      `--outputFile.json=${join(resultsDir, `${name}.json`)}`,
+      `--reporter=${join(projectRoot, 'scripts', 'vitest-count-reporter.mjs')}`,
+    ],
+    {
+      stdio: 'inherit',
+      cwd: projectRoot,
+      env: { ...process.env, CHUNKLM_TEST_COUNTS: counts, FORCE_COLOR: process.env.FORCE_COLOR ?? '1' },
+    },
   );
-  if (!existsSync(report)) {
-    return { passed: 0, failed: 1, skipped: 0, note: `vitest wrote no report (exit status ${r.status ?? r.signal})` };
+  if (!existsSync(counts)) {
+    return { passed: 0, failed: 1, skipped: 0, note: `vitest ended without a report (exit status ${r.status ?? r.signal})` };
   }
-  const json = JSON.parse(readFileSync(report, 'utf8'));
-  const counts = { passed: 0, failed: 0, skipped: 0, note: '' };
-  for (const file of json.testResults ?? []) {
-    const rel = relative(projectRoot, file.name);
-    let failedHere = 0;
-    for (const t of file.assertionResults ?? []) {
-      if (t.status === 'passed') counts.passed++;
-      else if (t.status === 'failed') failedHere++;
-      else {
-        counts.skipped++;
-        skipped.push(`${rel} › ${[...(t.ancestorTitles ?? []), t.title].join(' › ')}`);
-      }
-    }
-    // A file that failed without a failing test (import error, failing hook) still counts.
-    if (file.status === 'failed' && failedHere === 0) {
-      failedHere = 1;
-      process.stdout.write(`\n${rel} failed outside any test: ${String(file.message ?? '').split('\n')[0]}\n`);
-    }
-    counts.failed += failedHere;
+  const report = JSON.parse(readFileSync(counts, 'utf8'));
+  skipped.push(...report.skipped);
+  failures.push(...report.failures);
+  const result = { passed: report.passed, failed: report.failed, skipped: report.skipped.length, note: '' };
+  if (r.status !== 0 && result.failed === 0) {
+    result.failed = 1;
+    result.note = `vitest exited with status ${r.status ?? r.signal}`;
   }
-  // Unhandled errors make vitest fail without failing a test.
-  if (r.status !== 0 && counts.failed === 0) {
-    counts.failed = 1;
-    counts.note = `vitest exited with status ${r.status ?? r.signal} (unhandled errors?)`;
-  }
-  return counts;
+  return result;
 }
 
 mkdirSync(resultsDir, { recursive: true });
@@ -87,6 +91,7 @@ mkdirSync(resultsDir, { recursive: true });
 banner('dependencies');
 if (!ensureNodeModules()) {
   record('dependencies', { passed: 0, failed: 1 }, 'npm ci failed');
+  failures.push('dependencies: npm ci failed (see its output above)');
   finish();
 }
 const systemProblem = ensureSystemPackages();
@@ -96,6 +101,7 @@ banner('type check (tsc --noEmit)');
 const tsc = spawnSync(bin('tsc'), ['--noEmit', '-p', projectRoot], { stdio: 'inherit', cwd: projectRoot });
 record('typecheck', tsc.status === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 });
 if (tsc.status === 0) process.stdout.write('no type errors\n');
+else failures.push('typecheck: tsc --noEmit reported errors (see above)');
 
 banner('unit and GPU tests (vitest)');
 const unit = vitest('unit', []);
@@ -105,7 +111,8 @@ banner('browser tests (Chromium, WebGPU on SwiftShader)');
 if (systemProblem) {
   // Never a silent pass: without a browser the suite counts as failed.
   process.stdout.write(`cannot run the browser tests: ${systemProblem}\n`);
-  record('e2e', { passed: 0, failed: 1 }, systemProblem);
+  record('e2e', { passed: 0, failed: 1 });
+  failures.push(`e2e: not run: ${systemProblem}`);
 } else {
   const e2e = vitest('e2e', ['--config', join(projectRoot, 'e2e', 'vitest.config.ts')]);
   record('e2e', e2e, e2e.note);
