@@ -176,7 +176,8 @@ export interface UploadWeightOptions {
 
 /**
  * Uploads a GGUF matrix ([rows, cols] of `type`, `bytes` straight from the file) as one or more
- * read-only storage buffers, splitting by rows when the packed matrix exceeds one binding.
+ * read-only storage buffers (also COPY_SRC, so tools and tests can read them back), splitting
+ * by rows when the packed matrix exceeds one binding.
  */
 export function uploadWeight(
   ctx: GpuContext,
@@ -207,7 +208,7 @@ export function uploadWeight(
     const n = Math.min(rowsPerPart, rows - r0);
     const words = packWeight(type, bytes.subarray(r0 * srcRow, (r0 + n) * srcRow), n, cols);
     const name = rowsPerPart < rows ? `${label}[${r0}:${r0 + n}]` : label;
-    const buffer = ctx.createBuffer(name, words.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+    const buffer = ctx.createBuffer(name, words.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC);
     ctx.device.queue.writeBuffer(buffer, 0, words);
     parts.push({ buffer, rowStart: r0, rows: n, scaleOffset: packedLayout(type, n, cols).scaleOffset, byteLength: words.byteLength });
   }
@@ -226,7 +227,7 @@ export function uploadVector(ctx: GpuContext, label: string, type: number, bytes
     });
   }
   const values = dequantize(type, bytes, n); // (n,) f32
-  const buffer = ctx.createBuffer(label, values.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+  const buffer = ctx.createBuffer(label, values.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC);
   ctx.device.queue.writeBuffer(buffer, 0, values);
   return buffer;
 }
