@@ -1,0 +1,248 @@
+// The engine: load a GGUF model onto a GPUDevice, tokenize, and generate token by token with
+// GPU sampling. It does not know whether it runs in a Worker or on Node.
+import { AbortedError, InvalidRequestError, throwIfAborted } from '../errors.ts';
+import type { ByteSource } from '../gguf/source.ts';
+import { parseGGUF, type GGUFFile } from '../gguf/reader.ts';
+import { GpuContext, describeAdapter, type GpuFeatures } from '../gpu/context.ts';
+import type { ShaderSources } from '../gpu/shaders.ts';
+import { configFromGGUF, type ModelConfig } from '../model/config.ts';
+import { GpuModel, type SamplingParams } from '../model/gpu-model.ts';
+import { ggmlTypeName } from '../gguf/quant.ts';
+import { createTokenizer, renderChatTemplate, type Tokenizer } from '../tokenizer/index.ts';
+import { StopMatcher } from './stop.ts';
+import type {
+  FinishReason,
+  GenerateInput,
+  GenerateOptions,
+  GenerationResult,
+  LoadOptions,
+  ModelInfo,
+  TokenEvent,
+} from './types.ts';
+
+export interface EngineOptions {
+  shaders: ShaderSources;
+  features: GpuFeatures;
+  adapterInfo?: string;
+}
+
+interface Loaded {
+  file: GGUFFile;
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  model: GpuModel;
+  info: ModelInfo;
+}
+
+const DEFAULT_MAX_CONTEXT = 4096;
+
+export class Engine {
+  readonly ctx: GpuContext;
+  private loaded: Loaded | undefined;
+  private busy = false;
+
+  constructor(
+    readonly device: GPUDevice,
+    private readonly opts: EngineOptions,
+  ) {
+    this.ctx = new GpuContext(device, opts.features, opts.shaders);
+  }
+
+  /** Reads the GGUF header, checks the model fits, uploads the weights and builds the pipelines. */
+  async load(source: ByteSource, opts: LoadOptions = {}): Promise<ModelInfo> {
+    this.unload();
+    opts.onProgress?.({ phase: 'header', loadedBytes: 0, totalBytes: source.size });
+    const file = await parseGGUF(source, { signal: opts.signal });
+    const config = configFromGGUF(file);
+    const tokenizer = createTokenizer(file.metadata);
+    const maxContext = Math.min(config.contextLength, opts.maxContext ?? DEFAULT_MAX_CONTEXT);
+    const model = await GpuModel.load(this.ctx, source, file, config, {
+      maxContext,
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+    });
+    const info: ModelInfo = {
+      name: typeof file.metadata['general.name'] === 'string' ? (file.metadata['general.name'] as string) : config.architecture,
+      architecture: config.architecture,
+      nLayers: config.nLayers,
+      dim: config.dim,
+      nHeads: config.nHeads,
+      nKvHeads: config.nKvHeads,
+      headDim: config.headDim,
+      vocabSize: config.vocabSize,
+      contextLength: maxContext,
+      weightType: ggmlTypeName(config.weightType),
+      weightBytes: model.weightBytes,
+      hasChatTemplate: typeof file.metadata['tokenizer.chat_template'] === 'string',
+      adapter: this.opts.adapterInfo ?? describeAdapter(undefined),
+      features: { shaderF16: this.opts.features.shaderF16, subgroups: this.opts.features.subgroups },
+    };
+    this.loaded = { file, config, tokenizer, model, info };
+    opts.onProgress?.({ phase: 'ready', loadedBytes: source.size, totalBytes: source.size });
+    return info;
+  }
+
+  get modelInfo(): ModelInfo | undefined {
+    return this.loaded?.info;
+  }
+
+  /** The loaded model's GPU forward pass (tests and benchmarks use it directly). */
+  get model(): GpuModel {
+    return this.require().model;
+  }
+
+  get tokenizer(): Tokenizer {
+    return this.require().tokenizer;
+  }
+
+  unload(): void {
+    this.loaded?.model.destroy();
+    this.loaded = undefined;
+  }
+
+  tokenize(text: string, opts: { addBos?: boolean; parseSpecial?: boolean } = {}): number[] {
+    return this.require().tokenizer.encode(text, opts);
+  }
+
+  detokenize(ids: number[]): string {
+    return this.require().tokenizer.decode(ids);
+  }
+
+  /** Prompt token ids for an input: raw text gets BOS when the model adds one; messages go through the chat template. */
+  promptTokens(input: GenerateInput): number[] {
+    const { tokenizer, file } = this.require();
+    if (typeof input === 'string') return tokenizer.encode(input, { addBos: tokenizer.addBos, parseSpecial: false });
+    if ('tokens' in input) {
+      for (const t of input.tokens) {
+        if (!Number.isInteger(t) || t < 0 || t >= tokenizer.vocabSize) {
+          throw new InvalidRequestError('bad-token', `token id ${t} is outside the vocabulary (0..${tokenizer.vocabSize - 1})`, { token: t });
+        }
+      }
+      return [...input.tokens];
+    }
+    const text = renderChatTemplate(file.metadata, input.messages, { addGenerationPrompt: true });
+    // Templates write BOS themselves when the model wants it; special tokens in them are parsed.
+    return tokenizer.encode(text, { addBos: false, parseSpecial: true });
+  }
+
+  /**
+   * Streams generated tokens. The generator's return value carries the full result and metrics.
+   * One request at a time: a second concurrent call is refused rather than queued silently.
+   */
+  async *generate(input: GenerateInput, opts: GenerateOptions = {}): AsyncGenerator<TokenEvent, GenerationResult, void> {
+    const { tokenizer, model } = this.require();
+    if (this.busy) throw new InvalidRequestError('busy', 'another generation is running on this engine; wait for it or cancel it');
+    const maxTokens = opts.maxTokens ?? 128;
+    const sampling = samplingFrom(opts);
+    if (!Number.isInteger(maxTokens) || maxTokens < 0) {
+      throw new InvalidRequestError('bad-max-tokens', `maxTokens must be a non-negative integer, got ${maxTokens}`);
+    }
+    const promptTokens = this.promptTokens(input);
+    if (promptTokens.length === 0) throw new InvalidRequestError('empty-prompt', 'the prompt has no tokens; give some text or add BOS');
+    if (promptTokens.length >= model.maxContext) {
+      throw new InvalidRequestError(
+        'prompt-too-long',
+        `the prompt has ${promptTokens.length} tokens but the context holds ${model.maxContext}; shorten it or load with a larger maxContext`,
+        { promptTokens: promptTokens.length, maxContext: model.maxContext },
+      );
+    }
+    this.busy = true;
+    const signal = opts.signal;
+    const tokens: number[] = [];
+    let text = '';
+    let finishReason: FinishReason = 'length';
+    const decoder = tokenizer.createStreamDecoder();
+    const stop = new StopMatcher(opts.stop ?? []);
+    let ttftMs = 0;
+    let prefillMs = 0;
+    let decodeMs = 0;
+    try {
+      throwIfAborted(signal);
+      this.ctx.assertAlive();
+      if (maxTokens === 0) {
+        return { promptTokens, tokens, text, finishReason, ttftMs, prefillTokPerS: 0, decodeTokPerS: 0 };
+      }
+      model.beginSequence();
+      const t0 = performance.now();
+      let next = await model.prefill(promptTokens, sampling, signal);
+      prefillMs = performance.now() - t0;
+      ttftMs = prefillMs;
+      let tDecode = performance.now();
+      for (;;) {
+        if (tokenizer.eotIds.has(next)) {
+          finishReason = 'eos';
+          break;
+        }
+        tokens.push(next);
+        const piece = decoder.push(next);
+        const { emit, stopped } = stop.push(piece);
+        text += emit;
+        yield { tokenId: next, text: emit };
+        if (stopped) {
+          finishReason = 'stop';
+          break;
+        }
+        if (signal?.aborted) {
+          finishReason = 'aborted';
+          break;
+        }
+        if (tokens.length >= maxTokens) break;
+        if (model.length >= model.maxContext) {
+          finishReason = 'context';
+          break;
+        }
+        if (tokens.length === 1) tDecode = performance.now();
+        next = await model.decode(sampling);
+      }
+      if (tokens.length > 1) decodeMs = performance.now() - tDecode;
+      if (finishReason !== 'stop') {
+        const rest = stop.push(decoder.flush()).emit + stop.flush();
+        if (rest.length > 0) {
+          text += rest;
+          yield { tokenId: -1, text: rest };
+        }
+      }
+    } catch (err) {
+      if (err instanceof AbortedError || (err as Error)?.name === 'AbortError') finishReason = 'aborted';
+      else throw err;
+    } finally {
+      this.busy = false;
+    }
+    return {
+      promptTokens,
+      tokens,
+      text,
+      finishReason,
+      ttftMs,
+      prefillTokPerS: prefillMs > 0 ? (promptTokens.length / prefillMs) * 1000 : 0,
+      // The first generated token comes from prefill; decode steps produced the rest.
+      decodeTokPerS: decodeMs > 0 ? ((tokens.length - 1) / decodeMs) * 1000 : 0,
+    };
+  }
+
+  /** Runs a whole generation and returns its result (CLI and tests). */
+  async complete(input: GenerateInput, opts: GenerateOptions = {}, onToken?: (e: TokenEvent) => void): Promise<GenerationResult> {
+    const it = this.generate(input, opts);
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value;
+      onToken?.(r.value);
+    }
+  }
+
+  private require(): Loaded {
+    if (!this.loaded) throw new InvalidRequestError('no-model', 'no model is loaded; call load() first');
+    return this.loaded;
+  }
+}
+
+function samplingFrom(opts: GenerateOptions): SamplingParams {
+  const temperature = opts.temperature ?? 0;
+  const topK = opts.topK ?? 0;
+  const topP = opts.topP ?? 1;
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new InvalidRequestError('bad-temperature', `temperature must be ≥ 0, got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new InvalidRequestError('bad-top-k', `topK must be a non-negative integer, got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new InvalidRequestError('bad-top-p', `topP must be in (0, 1], got ${topP}`);
+  const seed = opts.seed ?? Math.floor(Math.random() * 0xffffffff);
+  return { temperature, topK, topP, seed: seed >>> 0 };
+}

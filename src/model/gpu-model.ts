@@ -1,0 +1,395 @@
+// The GPU forward pass of the llama family (llama, qwen2), built from the kernel ops, recorded
+// once at load and replayed every step. Reads like llama2.c's forward(): one layer is
+//   x += Wo · attention(rope(Wq·norm(x)), pages(Wk·norm(x), Wv·norm(x)))
+//   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
+// and the step ends with the output head and GPU sampling, so only the chosen id is read back.
+import { GPUError, UnsupportedModelError, throwIfAborted } from '../errors.ts';
+import type { GGUFFile, GGUFTensorInfo } from '../gguf/reader.ts';
+import { readTensorBytes } from '../gguf/reader.ts';
+import type { ByteSource } from '../gguf/source.ts';
+import { encodeDispatches, type Dispatch, type GpuContext } from '../gpu/context.ts';
+import { attentionDispatches, type AttentionStep } from '../gpu/ops/attention.ts';
+import { embeddingOp } from '../gpu/ops/embedding.ts';
+import { kvWriteDispatch } from '../gpu/ops/kv.ts';
+import { linearOp } from '../gpu/ops/matmul.ts';
+import type { LinearOp } from '../gpu/ops/matvec.ts';
+import { mlpGateOp } from '../gpu/ops/mlp.ts';
+import { rmsnormOp } from '../gpu/ops/rmsnorm.ts';
+import { buildRopeTable, ropeDispatch, uploadRopeTable } from '../gpu/ops/rope.ts';
+import { sampleDispatch, type SampleDispatch } from '../gpu/ops/sample.ts';
+import { uploadVector, uploadWeight, type GpuWeight } from '../gpu/weights.ts';
+import { PagedKvCache, type Sequence } from '../kv/paged-cache.ts';
+import { dequantize } from '../gguf/quant.ts';
+import type { LoadProgress } from '../engine/types.ts';
+import type { ModelConfig } from './config.ts';
+import { resolveTensors, type ResolvedTensors } from './tensors.ts';
+
+export interface SamplingParams {
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+}
+
+export interface GpuModelOptions {
+  /** Longest sequence (prompt + generated tokens). */
+  maxContext: number;
+  /** Largest number of tokens one prefill pass processes; longer prompts run in several passes. */
+  maxBatch?: number;
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+interface LayerWeights {
+  attnNorm: GPUBuffer;
+  wq: GpuWeight;
+  wk: GpuWeight;
+  wv: GpuWeight;
+  bq?: GPUBuffer;
+  bk?: GPUBuffer;
+  bv?: GPUBuffer;
+  wo: GpuWeight;
+  ffnNorm: GPUBuffer;
+  wGate: GpuWeight;
+  wUp: GpuWeight;
+  wDown: GpuWeight;
+}
+
+/** Ops whose size follows the token count of the step. */
+interface Resizable {
+  setTokens(n: number): void;
+}
+
+const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
+const PAGE_TABLE_SLACK = 64;
+
+export class GpuModel {
+  readonly maxContext: number;
+  readonly maxBatch: number;
+  readonly weightBytes: number;
+  readonly kv: PagedKvCache;
+  private seq: Sequence;
+  private step = 0;
+  private destroyed = false;
+
+  private constructor(
+    private readonly ctx: GpuContext,
+    readonly config: ModelConfig,
+    private readonly bufs: {
+      tokens: GPUBuffer; // (maxBatch,) u32 ids; the sampler writes the next id into [0]
+      positions: GPUBuffer; // (maxBatch,) u32
+      slots: GPUBuffer; // (maxBatch,) u32 KV slot of each token
+      pageTable: GPUBuffer; // (entries, 4) u32
+      x: GPUBuffer; // (maxBatch, dim) residual stream
+      xLast: GPUBuffer; // (dim,) the last token's residual
+      logits: GPUBuffer; // (vocab,)
+      readback: GPUBuffer; // MAP_READ, one u32
+      owned: GPUBuffer[];
+    },
+    private readonly program: {
+      body: Dispatch[]; // embedding + layers, for any token count
+      head: Dispatch[]; // final norm + output head + sampler on xLast
+      resizable: Resizable[];
+      prefillAttention: AttentionStep[];
+      decodeAttention: AttentionStep[];
+      sampler: SampleDispatch;
+    },
+    weights: { bytes: number },
+    kv: PagedKvCache,
+    maxContext: number,
+    maxBatch: number,
+  ) {
+    this.weightBytes = weights.bytes;
+    this.kv = kv;
+    this.seq = kv.newSequence();
+    this.maxContext = maxContext;
+    this.maxBatch = maxBatch;
+  }
+
+  static async load(ctx: GpuContext, source: ByteSource, file: GGUFFile, config: ModelConfig, opts: GpuModelOptions): Promise<GpuModel> {
+    const { signal } = opts;
+    const tensors = resolveTensors(file, config);
+    const maxContext = opts.maxContext;
+    const maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 256, maxContext));
+    const { dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize } = config;
+    const qDim = nHeads * headDim;
+    const kvDim = nKvHeads * headDim;
+
+    // Everything that can be checked without allocating is checked first.
+    checkFits(ctx, config, maxBatch);
+    const kv = new PagedKvCache(ctx, { nLayers: config.nLayers, nKvHeads, headDim }, maxContext);
+
+    // Weights: stream every tensor from the source, repack, upload.
+    const total = allTensors(tensors).reduce((s, t) => s + t.byteLength, 0);
+    let loaded = 0;
+    const progress = (n: number) => opts.onProgress?.({ phase: 'weights', loadedBytes: loaded + n, totalBytes: total });
+    const read = async (t: GGUFTensorInfo): Promise<Uint8Array> => {
+      throwIfAborted(signal);
+      const bytes = await readTensorBytes(source, t, { signal, onProgress: (n) => progress(n) });
+      loaded += t.byteLength;
+      progress(0);
+      return bytes;
+    };
+    let weightBytes = 0;
+    const matrix = async (t: GGUFTensorInfo): Promise<GpuWeight> => {
+      const w = uploadWeight(ctx, t.name, t.type, await read(t), t.shape[1] ?? 1, t.shape[0]);
+      weightBytes += w.byteLength;
+      return w;
+    };
+    const vector = async (t: GGUFTensorInfo): Promise<GPUBuffer> => {
+      const b = uploadVector(ctx, t.name, t.type, await read(t), t.nElements);
+      weightBytes += t.nElements * 4;
+      return b;
+    };
+    const tokenEmbd = await matrix(tensors.tokenEmbd);
+    const outputNorm = await vector(tensors.outputNorm);
+    const output = tensors.output ? await matrix(tensors.output) : tokenEmbd;
+    let freqFactors: Float32Array | undefined;
+    if (tensors.ropeFreqs) freqFactors = dequantize(tensors.ropeFreqs.type, await read(tensors.ropeFreqs), tensors.ropeFreqs.nElements);
+    const layers: LayerWeights[] = [];
+    for (const lt of tensors.layers) {
+      layers.push({
+        attnNorm: await vector(lt.attnNorm),
+        wq: await matrix(lt.wq),
+        wk: await matrix(lt.wk),
+        wv: await matrix(lt.wv),
+        bq: lt.bq ? await vector(lt.bq) : undefined,
+        bk: lt.bk ? await vector(lt.bk) : undefined,
+        bv: lt.bv ? await vector(lt.bv) : undefined,
+        wo: await matrix(lt.wo),
+        ffnNorm: await vector(lt.ffnNorm),
+        wGate: await matrix(lt.wGate),
+        wUp: await matrix(lt.wUp),
+        wDown: await matrix(lt.wDown),
+      });
+    }
+
+    // Activations, sized for the largest batch.
+    opts.onProgress?.({ phase: 'compile', loadedBytes: total, totalBytes: total });
+    const owned: GPUBuffer[] = [];
+    const buf = (label: string, bytes: number, usage = STORAGE) => {
+      const b = ctx.createBuffer(label, bytes, usage);
+      owned.push(b);
+      return b;
+    };
+    const B = maxBatch;
+    const tokens = buf('tokens', B * 4);
+    const positions = buf('positions', B * 4);
+    const slots = buf('slots', B * 4);
+    const pageTable = kv.createPageTableBuffer(Math.ceil(maxContext / 16) + PAGE_TABLE_SLACK);
+    owned.push(pageTable);
+    const x = buf('x', B * dim * 4); // (B, dim)
+    const xn = buf('xn', B * dim * 4); // (B, dim)
+    const q = buf('q', B * qDim * 4); // (B, nHeads*headDim)
+    const k = buf('k', B * kvDim * 4); // (B, nKvHeads*headDim), before RoPE
+    const v = buf('v', B * kvDim * 4); // (B, nKvHeads*headDim)
+    const att = buf('att', B * qDim * 4); // (B, nHeads*headDim)
+    const gate = buf('gate', B * ffnDim * 4); // (B, ffn): silu(gate) * up
+    const up = buf('up', B * ffnDim * 4); // (B, ffn): scratch for the batched up projection
+    const xLast = buf('x-last', dim * 4); // (dim,)
+    const xnLast = buf('xn-last', dim * 4); // (dim,)
+    const logits = buf('logits', vocabSize * 4); // (vocab,)
+    const readback = buf('readback', 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    const ropeTable = uploadRopeTable(ctx, buildRopeTable(maxContext, config.ropeDim, config.ropeBase, freqFactors));
+    owned.push(ropeTable);
+
+    // Record the program once.
+    const body: Dispatch[] = [];
+    const resizable: Resizable[] = [];
+    const add = <T extends Resizable & ({ dispatches: readonly Dispatch[] } | Dispatch)>(op: T): T => {
+      if ('dispatches' in op) body.push(...op.dispatches);
+      else body.push(op);
+      resizable.push(op);
+      return op;
+    };
+    const linear = (w: GpuWeight, input: GPUBuffer, out: GPUBuffer, o: { bias?: GPUBuffer; accumulate?: boolean } = {}): LinearOp =>
+      add(linearOp(ctx, w, input, out, { ...o, matvecMaxTokens: 1 }));
+    const norm = (input: GPUBuffer, w: GPUBuffer, out: GPUBuffer) => {
+      const op = rmsnormOp(ctx, input, w, out, dim, config.rmsEps, { rows: 1 });
+      return Object.assign(op, { setTokens: (n: number) => op.setRows(n) });
+    };
+    add(embeddingOp(ctx, tokenEmbd, tokens, x, { tokens: 1 }));
+    const shape = {
+      nHeads,
+      nKvHeads,
+      headDim,
+      ropeDim: config.ropeDim,
+      mode: config.ropeMode,
+      maxPos: maxContext,
+    };
+    const prefillAttention: AttentionStep[] = [];
+    const decodeAttention: AttentionStep[] = [];
+    for (let l = 0; l < layers.length; l++) {
+      const L = layers[l];
+      add(norm(x, L.attnNorm, xn));
+      linear(L.wq, xn, q, { bias: L.bq });
+      linear(L.wk, xn, k, { bias: L.bk });
+      linear(L.wv, xn, v, { bias: L.bv });
+      add(ropeDispatch(ctx, q, positions, ropeTable, shape, 1));
+      add(kvWriteDispatch(ctx, { kPool: kv.layers[l].k, vPool: kv.layers[l].v, kNew: k, vNew: v, slots }, kvDim, 1));
+      const attBufs = { q, kPool: kv.layers[l].k, vPool: kv.layers[l].v, pageTable, positions, ropeTable, out: att };
+      const pre = attentionDispatches(ctx, attBufs, shape, { kind: 'prefill', maxTokens: B });
+      const dec = attentionDispatches(ctx, attBufs, shape, { kind: 'decode', maxTokens: 1 });
+      // Both forms are recorded; each step enables one of them.
+      body.push(...pre.dispatches, ...dec.dispatches);
+      prefillAttention.push(pre);
+      decodeAttention.push(dec);
+      linear(L.wo, att, x, { accumulate: true });
+      add(norm(x, L.ffnNorm, xn));
+      add(mlpGateOp(ctx, L.wGate, L.wUp, xn, gate, up, { tokens: 1, maxTokens: B, matvecMaxTokens: 1 }));
+      linear(L.wDown, gate, x, { accumulate: true });
+    }
+    const head: Dispatch[] = [];
+    head.push(rmsnormOp(ctx, xLast, outputNorm, xnLast, dim, config.rmsEps, { rows: 1 }));
+    head.push(...linearOp(ctx, output, xnLast, logits, { tokens: 1, matvecMaxTokens: 1 }).dispatches);
+    const sampler = sampleDispatch(ctx, logits, tokens, vocabSize, { temperature: 0, topK: 0, topP: 1, seed: 0, step: 0 });
+    head.push(sampler);
+
+    return new GpuModel(
+      ctx,
+      config,
+      { tokens, positions, slots, pageTable, x, xLast, logits, readback, owned },
+      { body, head, resizable, prefillAttention, decodeAttention, sampler },
+      { bytes: weightBytes },
+      kv,
+      maxContext,
+      maxBatch,
+    );
+  }
+
+  /** Tokens in the current sequence. */
+  get length(): number {
+    return this.seq.nTokens;
+  }
+
+  /** Starts a new sequence: its pages go back to the pool. */
+  beginSequence(): void {
+    this.seq.release();
+    this.seq = this.kv.newSequence();
+    this.step = 0;
+  }
+
+  /**
+   * Runs the prompt through the model (in passes of at most maxBatch tokens) and samples the
+   * first generated token on the GPU. Returns its id.
+   */
+  async prefill(tokens: number[], sampling: SamplingParams, signal?: AbortSignal): Promise<number> {
+    this.checkRoom(tokens.length);
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) {
+        throw new UnsupportedModelError('bad-token', `token id ${t} is outside the model's vocabulary of ${this.config.vocabSize}`, { token: t });
+      }
+    }
+    let result = -1;
+    for (let i = 0; i < tokens.length; i += this.maxBatch) {
+      throwIfAborted(signal);
+      const chunk = tokens.slice(i, i + this.maxBatch);
+      const last = i + this.maxBatch >= tokens.length;
+      this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
+      result = await this.runStep(chunk.length, 'prefill', last ? sampling : undefined);
+    }
+    return result;
+  }
+
+  /** Feeds the last sampled token (already on the GPU) and samples the next one. */
+  async decode(sampling: SamplingParams): Promise<number> {
+    this.checkRoom(1);
+    return this.runStep(1, 'decode', sampling);
+  }
+
+  /** Logits of the last processed token (tests compare them with the CPU reference). */
+  async readLogits(): Promise<Float32Array> {
+    const n = this.config.vocabSize;
+    const staging = this.ctx.device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.ctx.device.createCommandEncoder();
+    enc.copyBufferToBuffer(this.bufs.logits, 0, staging, 0, n * 4);
+    this.ctx.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.seq.release();
+    this.kv.destroy();
+    for (const b of this.bufs.owned) b.destroy();
+  }
+
+  private checkRoom(n: number): void {
+    if (this.destroyed) throw new GPUError('model-destroyed', 'this model was unloaded; load it again');
+    this.ctx.assertAlive();
+    if (this.seq.nTokens + n > this.maxContext) {
+      throw new GPUError('context-full', `the sequence would hold ${this.seq.nTokens + n} tokens but the context is ${this.maxContext}`, {
+        tokens: this.seq.nTokens + n,
+        maxContext: this.maxContext,
+      });
+    }
+  }
+
+  /** One step over n tokens: sizes every op, records one command buffer, reads back the sampled id. */
+  private async runStep(n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined): Promise<number> {
+    const { ctx, bufs, program, config } = this;
+    const { positions, slots } = this.seq.append(n);
+    const q = ctx.device.queue;
+    q.writeBuffer(bufs.positions, 0, positions);
+    q.writeBuffer(bufs.slots, 0, slots);
+    const nEntries = this.kv.writePageTable(this.seq, bufs.pageTable);
+    for (const op of program.resizable) op.setTokens(n);
+    const usePrefill = kind === 'prefill' && n > 1;
+    for (const a of program.prefillAttention) a.setStep(usePrefill ? n : 0, nEntries);
+    for (const a of program.decodeAttention) a.setStep(usePrefill ? 0 : n, nEntries);
+    if (sampling) program.sampler.setParams({ ...sampling, step: this.step });
+    ctx.arena.flush();
+
+    const enc = ctx.device.createCommandEncoder({ label: `${kind}-${n}` });
+    let pass = enc.beginComputePass();
+    encodeDispatches(pass, program.body);
+    pass.end();
+    if (!sampling) {
+      ctx.device.queue.submit([enc.finish()]);
+      return -1;
+    }
+    // The head only needs the last token's residual.
+    enc.copyBufferToBuffer(bufs.x, (n - 1) * config.dim * 4, bufs.xLast, 0, config.dim * 4);
+    pass = enc.beginComputePass();
+    encodeDispatches(pass, program.head);
+    pass.end();
+    enc.copyBufferToBuffer(bufs.tokens, 0, bufs.readback, 0, 4);
+    ctx.device.queue.submit([enc.finish()]);
+    this.step++;
+    await bufs.readback.mapAsync(GPUMapMode.READ);
+    const id = new Uint32Array(bufs.readback.getMappedRange(0, 4))[0];
+    bufs.readback.unmap();
+    return id;
+  }
+}
+
+function allTensors(t: ResolvedTensors): GGUFTensorInfo[] {
+  const out: GGUFTensorInfo[] = [t.tokenEmbd, t.outputNorm];
+  if (t.output) out.push(t.output);
+  if (t.ropeFreqs) out.push(t.ropeFreqs);
+  for (const l of t.layers) {
+    out.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown);
+    if (l.bq) out.push(l.bq);
+    if (l.bk) out.push(l.bk);
+    if (l.bv) out.push(l.bv);
+  }
+  return out;
+}
+
+/** Refuses, before any large allocation, a model whose activations cannot be bound on this device. */
+function checkFits(ctx: GpuContext, c: ModelConfig, maxBatch: number): void {
+  const limit = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
+  const biggest = Math.max(maxBatch * Math.max(c.ffnDim, c.nHeads * c.headDim, c.dim) * 4, c.vocabSize * 4);
+  if (biggest > limit) {
+    throw new GPUError(
+      'model-too-large',
+      `an activation buffer of this model needs ${biggest} bytes but the device binds at most ${limit}; use a smaller batch or a larger GPU`,
+      { need: biggest, limit },
+    );
+  }
+}
