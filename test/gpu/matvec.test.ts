@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { GGMLType, ggmlTypeName } from '../../src/gguf/quant.ts';
-import { linearBytes, matvecOp } from '../../src/gpu/ops/matvec.ts';
+import { linearBytes, matvecOp, matvecWorkgroupSize } from '../../src/gpu/ops/matvec.ts';
 import { matmulRef } from '../../src/gpu/ref/matmul.ts';
 import { dotErrorRatio, dotTolerance, quantizedMatrix } from '../../src/gpu/ref/matvec.ts';
 import { uploadWeight, type WeightType } from '../../src/gpu/weights.ts';
@@ -11,17 +11,18 @@ import { outputBuffer, randomF32, readF32, run, testContext, uploadWords } from 
 
 const { F32, F16, Q8_0, Q4_0 } = GGMLType;
 
-// type, rows, cols, tokens: awkward sizes (rows not a multiple of 4 rows per workgroup, columns
-// not a multiple of the workgroup's stride) and every workgroup size.
+// type, rows, cols, tokens: awkward sizes (rows not a multiple of the 4 rows per workgroup,
+// columns not a multiple of the workgroup's stride) and every workgroup size (64, 128, 256
+// invocations for < 512, < 1024, >= 1024 units of 4 or 8 columns).
 const cases: [WeightType, number, number, number][] = [
   [F32, 37, 68, 1],
-  [F32, 5, 1028, 2],
+  [F32, 3, 4100, 2],
   [F16, 67, 172, 1],
-  [F16, 33, 520, 3],
+  [F16, 5, 2060, 3],
   [Q8_0, 70, 96, 1],
-  [Q8_0, 41, 2080, 2],
+  [Q8_0, 6, 4128, 2],
   [Q4_0, 133, 160, 1],
-  [Q4_0, 9, 1056, 3],
+  [Q4_0, 4, 8224, 3],
 ];
 
 describe.each(['default', 'plain'] as const)('matvec kernel (%s context)', (variant) => {
@@ -84,6 +85,10 @@ describe.each(['default', 'plain'] as const)('matvec kernel (%s context)', (vari
 });
 
 describe('matvec op', () => {
+  it('sizes workgroups so that the test cases cover 64, 128 and 256 invocations', () => {
+    expect(cases.map(([type, , cols]) => matvecWorkgroupSize(type, cols))).toEqual([64, 256, 64, 128, 64, 128, 64, 256]);
+  });
+
   it('rejects column counts that are not a multiple of 4', async () => {
     const ctx = await testContext();
     const wt = uploadWeight(ctx, 'odd', F32, new Uint8Array(3 * 6 * 4), 3, 6);
