@@ -7,9 +7,9 @@
 //
 // Design (decode is memory-bound): a workgroup owns ROWS consecutive rows; its WG invocations
 // stride over the columns in units of 4 (F32, F16) or 8 (Q8_0, Q4_0) elements, loading each
-// unit of x once into registers and reusing it for every row, with 8- or 16-byte weight loads
-// (Q4_0: one quant word per unit, four invocations per block, consecutive invocations reading
-// consecutive words). Per-invocation sums are reduced with subgroupAdd, then across subgroups in
+// unit of x once into registers and reusing it for every row. Weight loads are 16 bytes (F32),
+// 8 (F16, Q8_0) or 4 (Q4_0: one quant word per unit, four invocations per block); consecutive
+// invocations read consecutive units, so every load is coalesced. Per-invocation sums are reduced with subgroupAdd, then across subgroups in
 // workgroup memory; without subgroups every invocation is its own "subgroup" and the same code
 // becomes a shared-memory tree. The cross-subgroup step puts subgroup k's sum in slot
 // local_invocation_index / subgroup_size, which assumes subgroups are consecutive ranges of
