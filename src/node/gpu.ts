@@ -25,16 +25,6 @@ type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknow
 const liveInstances: GPU[] = [];
 
 export async function acquireNodeDevice(opts: GpuContextOptions = {}): Promise<NodeDevice> {
-  // The Vulkan loader reads VK_ICD_FILENAMES when Dawn starts, so decide before importing it.
-  let swift = false;
-  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && process.platform === 'linux' && !hasSystemVulkanDriver()) {
-    const icd = swiftShaderIcds.find((p) => existsSync(p));
-    if (icd) {
-      process.env.VK_ICD_FILENAMES = icd;
-      swift = true;
-    }
-  }
-  if (process.env.VK_ICD_FILENAMES?.includes('swiftshader')) swift = true;
   let dawn: DawnModule;
   try {
     dawn = (await import('webgpu')) as unknown as DawnModule;
@@ -42,17 +32,30 @@ export async function acquireNodeDevice(opts: GpuContextOptions = {}): Promise<N
     throw new GPUError('no-webgpu', `cannot load Dawn (the 'webgpu' package): ${(err as Error).message}. Run npm install.`, {}, { cause: err });
   }
   Object.assign(globalThis, dawn.globals);
-  let adapter: GPUAdapter | null = null;
+  const explicit = Boolean(process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES);
+  const swiftIcd = swiftShaderIcds.find((p) => existsSync(p));
+  // Without a GPU driver, go straight to SwiftShader; with one, try it first and fall back to
+  // SwiftShader when it offers no usable adapter (e.g. a software Vulkan driver Dawn rejects).
+  if (!explicit && process.platform === 'linux' && !hasSystemVulkanDriver() && swiftIcd) process.env.VK_ICD_FILENAMES = swiftIcd;
+  let adapter = await requestAdapter(dawn);
+  if (!adapter && !explicit && swiftIcd && process.env.VK_ICD_FILENAMES !== swiftIcd) {
+    process.env.VK_ICD_FILENAMES = swiftIcd;
+    adapter = await requestAdapter(dawn);
+  }
+  if (!adapter) throw new GPUError('no-adapter', `no WebGPU adapter found. ${missingHint()}`);
+  const isSwiftShader = Boolean(process.env.VK_ICD_FILENAMES?.includes('swiftshader'));
+  const { device, features } = await requestChunklmDevice(adapter, opts);
+  return { device, adapterInfo: describeAdapter(adapter.info) + (isSwiftShader ? ' (SwiftShader)' : ''), features, isSwiftShader };
+}
+
+async function requestAdapter(dawn: DawnModule): Promise<GPUAdapter | null> {
   try {
     const gpu = dawn.create([]);
     liveInstances.push(gpu);
-    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    return await gpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch (err) {
     throw new GPUError('no-adapter', `Dawn could not start: ${(err as Error).message}. ${missingHint()}`, {}, { cause: err });
   }
-  if (!adapter) throw new GPUError('no-adapter', `no WebGPU adapter found. ${missingHint()}`);
-  const { device, features } = await requestChunklmDevice(adapter, opts);
-  return { device, adapterInfo: describeAdapter(adapter.info), features, isSwiftShader: swift };
 }
 
 function missingHint(): string {
