@@ -162,7 +162,7 @@ export class Engine {
       if (maxTokens === 0) {
         return { promptTokens, tokens, text, finishReason, ttftMs, prefillTokPerS: 0, decodeTokPerS: 0 };
       }
-      model.beginSequence();
+      await model.beginSequence();
       const t0 = performance.now();
       let next = await model.prefill(promptTokens, sampling, signal);
       prefillMs = performance.now() - t0;
@@ -192,7 +192,8 @@ export class Engine {
           break;
         }
         if (tokens.length === 1) tDecode = performance.now();
-        next = await model.decode(sampling);
+        // Speculate the step after this one unless this is the last one asked for.
+        next = await model.decode(sampling, tokens.length + 1 < maxTokens);
       }
       if (tokens.length > 1) decodeMs = performance.now() - tDecode;
       if (finishReason !== 'stop') {

@@ -71,6 +71,8 @@ export class GpuModel {
   private seq: Sequence;
   private step = 0;
   private destroyed = false;
+  /** A decode step submitted ahead of time (see decode). */
+  private pending: Promise<number> | undefined;
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -83,7 +85,7 @@ export class GpuModel {
       x: GPUBuffer; // (maxBatch, dim) residual stream
       xLast: GPUBuffer; // (dim,) the last token's residual
       logits: GPUBuffer; // (vocab,)
-      readback: GPUBuffer; // MAP_READ, one u32
+      readbacks: GPUBuffer[]; // MAP_READ, one u32 each: a ring so a step can be read while the next runs
       owned: GPUBuffer[];
     },
     private readonly program: {
@@ -189,7 +191,7 @@ export class GpuModel {
     const xLast = buf('x-last', dim * 4); // (dim,)
     const xnLast = buf('xn-last', dim * 4); // (dim,)
     const logits = buf('logits', vocabSize * 4); // (vocab,)
-    const readback = buf('readback', 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    const readbacks = [0, 1].map((i) => buf(`readback-${i}`, 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST));
     const ropeTable = uploadRopeTable(ctx, buildRopeTable(maxContext, config.ropeDim, config.ropeBase, freqFactors));
     owned.push(ropeTable);
 
@@ -248,7 +250,7 @@ export class GpuModel {
     return new GpuModel(
       ctx,
       config,
-      { tokens, positions, slots, pageTable, x, xLast, logits, readback, owned },
+      { tokens, positions, slots, pageTable, x, xLast, logits, readbacks, owned },
       { body, head, resizable, prefillAttention, decodeAttention, sampler },
       { bytes: weightBytes },
       kv,
@@ -263,7 +265,8 @@ export class GpuModel {
   }
 
   /** Starts a new sequence: its pages go back to the pool. */
-  beginSequence(): void {
+  async beginSequence(): Promise<void> {
+    await this.settle();
     this.seq.release();
     this.seq = this.kv.newSequence();
     this.step = 0;
@@ -286,15 +289,34 @@ export class GpuModel {
       const chunk = tokens.slice(i, i + this.maxBatch);
       const last = i + this.maxBatch >= tokens.length;
       this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
-      result = await this.runStep(chunk.length, 'prefill', last ? sampling : undefined);
+      result = await this.submitStep(chunk.length, 'prefill', last ? sampling : undefined);
     }
     return result;
   }
 
-  /** Feeds the last sampled token (already on the GPU) and samples the next one. */
-  async decode(sampling: SamplingParams): Promise<number> {
-    this.checkRoom(1);
-    return this.runStep(1, 'decode', sampling);
+  /**
+   * Feeds the last sampled token (already on the GPU) and samples the next one.
+   * With `speculate`, the following step is submitted before this one's id is read back, so the
+   * GPU never waits for the host's round trip; the next decode() call then only collects it.
+   * A speculated step that is not collected leaves one extra token in the sequence, which
+   * beginSequence() discards.
+   */
+  async decode(sampling: SamplingParams, speculate = false): Promise<number> {
+    let current = this.pending;
+    this.pending = undefined;
+    if (!current) {
+      this.checkRoom(1);
+      current = this.submitStep(1, 'decode', sampling);
+    }
+    if (speculate && this.seq.nTokens < this.maxContext) this.pending = this.submitStep(1, 'decode', sampling);
+    return current;
+  }
+
+  /** Waits for a speculated step, if any, and drops its result. */
+  private async settle(): Promise<void> {
+    const p = this.pending;
+    this.pending = undefined;
+    if (p) await p.catch(() => undefined);
   }
 
   /** Logits of the last processed token (tests compare them with the CPU reference). */
@@ -313,6 +335,8 @@ export class GpuModel {
 
   destroy(): void {
     if (this.destroyed) return;
+    this.pending?.catch(() => undefined);
+    this.pending = undefined;
     this.destroyed = true;
     this.seq.release();
     this.kv.destroy();
@@ -330,8 +354,11 @@ export class GpuModel {
     }
   }
 
-  /** One step over n tokens: sizes every op, records one command buffer, reads back the sampled id. */
-  private async runStep(n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined): Promise<number> {
+  /**
+   * One step over n tokens: sizes every op, records one command buffer and submits it now; the
+   * promise resolves to the sampled id once it is read back (-1 without sampling).
+   */
+  private submitStep(n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined): Promise<number> {
     const { ctx, bufs, program, config } = this;
     const { positions, slots } = this.seq.append(n);
     const q = ctx.device.queue;
@@ -351,20 +378,22 @@ export class GpuModel {
     pass.end();
     if (!sampling) {
       ctx.device.queue.submit([enc.finish()]);
-      return -1;
+      return Promise.resolve(-1);
     }
     // The head only needs the last token's residual.
     enc.copyBufferToBuffer(bufs.x, (n - 1) * config.dim * 4, bufs.xLast, 0, config.dim * 4);
     pass = enc.beginComputePass();
     encodeDispatches(pass, program.head);
     pass.end();
-    enc.copyBufferToBuffer(bufs.tokens, 0, bufs.readback, 0, 4);
+    const readback = bufs.readbacks[this.step % bufs.readbacks.length];
+    enc.copyBufferToBuffer(bufs.tokens, 0, readback, 0, 4);
     ctx.device.queue.submit([enc.finish()]);
     this.step++;
-    await bufs.readback.mapAsync(GPUMapMode.READ);
-    const id = new Uint32Array(bufs.readback.getMappedRange(0, 4))[0];
-    bufs.readback.unmap();
-    return id;
+    return readback.mapAsync(GPUMapMode.READ).then(() => {
+      const id = new Uint32Array(readback.getMappedRange(0, 4))[0];
+      readback.unmap();
+      return id;
+    });
   }
 }
 

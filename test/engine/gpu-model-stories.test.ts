@@ -12,6 +12,14 @@ describe.skipIf(!stories)(stories ? 'GPU model on stories260K' : missingShared('
     const { model, file } = await loadGpuModel(ctx, stories!);
     const ids = await gpuGreedy(model, [1], 40);
     expect(spmPiecesToText(file, ids)).toMatch(/^ Once upon a time, there was a little girl named Lily\. She loved to play outside in the park\./);
+    // Submitting each decode step before the previous id is read back changes nothing.
+    expect(await gpuGreedy(model, [1], 40, true)).toEqual(ids);
+    expect(model.length).toBe(40);
+    // A speculated step left uncollected is discarded by the next sequence.
+    await model.beginSequence();
+    await model.prefill([1], { temperature: 0, topK: 0, topP: 1, seed: 0 });
+    await model.decode({ temperature: 0, topK: 0, topP: 1, seed: 0 }, true);
+    expect(await gpuGreedy(model, [1], 10, true)).toEqual(ids.slice(0, 10));
     model.destroy();
   });
 

@@ -26,10 +26,10 @@ export async function loadGpuModel(
 export const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 };
 
 /** Greedy continuation of `prompt` on the GPU: n generated ids. */
-export async function gpuGreedy(model: GpuModel, prompt: number[], n: number): Promise<number[]> {
-  model.beginSequence();
+export async function gpuGreedy(model: GpuModel, prompt: number[], n: number, speculate = false): Promise<number[]> {
+  await model.beginSequence();
   const out = [await model.prefill(prompt, GREEDY)];
-  while (out.length < n) out.push(await model.decode(GREEDY));
+  while (out.length < n) out.push(await model.decode(GREEDY, speculate && out.length + 1 < n));
   return out;
 }
 
