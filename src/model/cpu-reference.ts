@@ -117,7 +117,7 @@ export class CpuModel {
 
   /** Appends tokens at the next positions and returns the last one's logits (vocab,). */
   forward(tokens: number[]): Float32Array {
-    let logits = new Float32Array(0);
+    let logits: Float32Array = new Float32Array(0);
     for (const t of tokens) logits = this.step(t);
     return logits;
   }
