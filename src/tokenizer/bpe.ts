@@ -1,156 +1,134 @@
-// Byte-level BPE (GGUF `tokenizer.ggml.model` = 'gpt2'): the text is split into words by the
-// pre-tokenizer regexes that `tokenizer.ggml.pre` names, each word's UTF-8 bytes are mapped to
-// printable characters (GPT-2's byte-to-unicode table), and adjacent symbols are merged by
-// merge rank (lowest first, ties leftmost).
-import { TokenizerError } from '../errors.ts';
+// Byte-level BPE (`tokenizer.ggml.model` = 'gpt2'), as llama.cpp's llm_tokenizer_bpe does it: the
+// pre-tokenizer cuts the text into words, each word's UTF-8 bytes become printable characters
+// through GPT-2's byte-to-unicode table, and the adjacent pair with the lowest merge rank is merged
+// (ties: the leftmost pair) until no pair has a merge. Results are cached per word.
 import { MinHeap } from './heap.ts';
+import { preTokenize, preTokenizerFor } from './pre-tokenizer.ts';
 import type { Vocab } from './vocab.ts';
 
-const CONTRACTIONS_CI = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
-const GPT2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-
 /**
- * Pre-tokenizers by GGUF name: regexes applied in sequence, each splitting every fragment the
- * previous ones produced (text between matches stays a fragment of its own), as llama.cpp does.
+ * GPT-2's byte-to-unicode table: printable Latin-1 bytes stand for themselves, the other 68
+ * bytes (controls, space, 0x7F-0xA0, 0xAD) take U+0100 onwards in byte order.
  */
-export const PRE_TOKENIZERS: Record<string, string[]> = {
-  default: [GPT2],
-  'gpt-2': [GPT2],
-  gpt2: [GPT2],
-  'llama-bpe': [`${CONTRACTIONS_CI}|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`],
-  qwen2: [`${CONTRACTIONS_CI}|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`],
-  smollm: ['\\p{N}', GPT2],
-  'deepseek-coder': ['[\\r\\n]', '\\s?\\p{L}+', '\\s?\\p{P}+', '[\\u4e00-\\u9fa5\\u0800-\\u4e00\\uac00-\\ud7ff]+', '\\p{N}'],
-  falcon: ['[\\p{P}\\$\\+<=>\\^~\\|`]+', GPT2, '[0-9][0-9][0-9]'],
-};
-PRE_TOKENIZERS.llama3 = PRE_TOKENIZERS['llama-bpe'];
-
-/** GPT-2's reversible map from bytes to printable unicode characters. */
-function byteToUnicode(): string[] {
-  const bs: number[] = [];
-  for (let b = 33; b <= 126; b++) bs.push(b);
-  for (let b = 161; b <= 172; b++) bs.push(b);
-  for (let b = 174; b <= 255; b++) bs.push(b);
-  const map: string[] = new Array(256);
-  for (const b of bs) map[b] = String.fromCodePoint(b);
+export const BYTE_TO_CHAR: readonly string[] = (() => {
+  const map = new Array<string>(256);
+  const printable = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (map[b] === undefined) map[b] = String.fromCodePoint(256 + n++);
-  }
+  for (let b = 0; b < 256; b++) map[b] = String.fromCharCode(printable(b) ? b : 0x100 + n++);
   return map;
-}
+})();
 
-export const BYTE_TO_UNICODE = byteToUnicode();
-export const UNICODE_TO_BYTE = new Map(BYTE_TO_UNICODE.map((c, b) => [c, b]));
+/** The inverse table, indexed by char code (all codes are below 0x144). */
+const CHAR_TO_BYTE: Int16Array = (() => {
+  const inv = new Int16Array(0x144).fill(-1);
+  BYTE_TO_CHAR.forEach((c, b) => (inv[c.charCodeAt(0)] = b));
+  return inv;
+})();
 
-export function splitByRegexes(text: string, regexes: RegExp[]): string[] {
-  let fragments = [text];
-  for (const re of regexes) {
-    const next: string[] = [];
-    for (const f of fragments) {
-      let last = 0;
-      re.lastIndex = 0;
-      for (const m of f.matchAll(re)) {
-        if (m[0].length === 0) continue;
-        if (m.index > last) next.push(f.slice(last, m.index));
-        next.push(m[0]);
-        last = m.index + m[0].length;
-      }
-      if (last < f.length) next.push(f.slice(last));
-    }
-    fragments = next;
+const utf8 = new TextEncoder();
+
+/** The bytes a byte-level token text stands for; characters outside the table keep their own UTF-8. */
+export function byteLevelBytes(text: string): Uint8Array {
+  const out: number[] = [];
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    const b = code < CHAR_TO_BYTE.length ? CHAR_TO_BYTE[code] : -1;
+    if (b >= 0) out.push(b);
+    else for (const x of utf8.encode(ch)) out.push(x);
   }
-  return fragments;
+  return Uint8Array.from(out);
 }
 
 interface Bigram {
   left: number;
   right: number;
   rank: number;
-  text: string;
+  /** Combined length when queued; a different length now means one side has changed. */
+  size: number;
 }
 
-export class BpeModel {
-  private readonly regexes: RegExp[];
-  private readonly ranks = new Map<string, number>();
-  private readonly cache = new Map<string, number[]>();
-  /** Llama 3 looks a whole word up before merging. */
-  private readonly ignoreMerges: boolean;
+const byLowestRank = (a: Bigram, b: Bigram): boolean => a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
 
-  constructor(
-    private readonly vocab: Vocab,
-    merges: string[],
-    pre: string,
-  ) {
-    const exprs = PRE_TOKENIZERS[pre];
-    if (!exprs) {
-      throw new TokenizerError('unsupported-pre', `pre-tokenizer '${pre}' is not supported; chunklm knows ${Object.keys(PRE_TOKENIZERS).join(', ')}`, { pre });
-    }
-    this.regexes = exprs.map((e) => new RegExp(e, 'gu'));
-    merges.forEach((m, i) => this.ranks.set(m, i));
-    this.ignoreMerges = pre === 'llama-bpe' || pre === 'llama3';
+/** Words cached before the cache is cleared; enough for any prompt, bounded for long sessions. */
+const CACHE_LIMIT = 50_000;
+
+export class BpeEncoder {
+  private readonly regexes: RegExp[];
+  private readonly ignoreMerges: boolean;
+  private readonly cache = new Map<string, readonly number[]>();
+
+  constructor(private readonly vocab: Vocab) {
+    const pre = preTokenizerFor(vocab.pre);
+    this.regexes = pre.regexes;
+    this.ignoreMerges = pre.ignoreMerges;
   }
 
+  /** Appends the ids of `text` (a fragment with no special tokens) to `out`. */
   encode(text: string, out: number[]): void {
-    for (const word of splitByRegexes(text, this.regexes)) {
+    for (const word of preTokenize(text, this.regexes)) {
       let ids = this.cache.get(word);
-      if (!ids) {
+      if (ids === undefined) {
         ids = this.encodeWord(word);
-        if (this.cache.size < 100_000) this.cache.set(word, ids);
+        if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+        this.cache.set(word, ids);
       }
       for (const id of ids) out.push(id);
     }
   }
 
   private encodeWord(word: string): number[] {
+    const { tokenToId, mergeRanks } = this.vocab;
     let mapped = '';
-    for (const b of new TextEncoder().encode(word)) mapped += BYTE_TO_UNICODE[b];
-    const whole = this.vocab.ids.get(mapped);
-    if (this.ignoreMerges && whole !== undefined) return [whole];
-    const syms = Array.from(mapped).map((text, i, a) => ({ text, next: i + 1 < a.length ? i + 1 : -1, prev: i - 1, alive: true }));
-    const heap = new MinHeap<Bigram>((a, b) => a.rank < b.rank || (a.rank === b.rank && a.left < b.left));
-    const tryAdd = (left: number, right: number) => {
-      if (left < 0 || right < 0) return;
-      const rank = this.ranks.get(`${syms[left].text} ${syms[right].text}`);
-      if (rank !== undefined) heap.push({ left, right, rank, text: syms[left].text + syms[right].text });
-    };
-    for (let i = 1; i < syms.length; i++) tryAdd(i - 1, i);
-    while (heap.size > 0) {
-      const b = heap.pop()!;
-      const l = syms[b.left];
-      const r = syms[b.right];
-      if (!l.alive || !r.alive || l.next !== b.right || l.text + r.text !== b.text) continue;
-      l.text = b.text;
-      r.alive = false;
-      l.next = r.next;
-      if (r.next >= 0) syms[r.next].prev = b.left;
-      tryAdd(l.prev, b.left);
-      tryAdd(b.left, l.next);
+    for (const b of utf8.encode(word)) mapped += BYTE_TO_CHAR[b];
+    if (this.ignoreMerges) {
+      const whole = tokenToId.get(mapped);
+      if (whole !== undefined) return [whole];
     }
+
+    // Every mapped character is one UTF-16 unit, so symbol i starts at i; `len` grows by merging.
+    const n = mapped.length;
+    const len = new Int32Array(n).fill(1);
+    const prev = new Int32Array(n);
+    const next = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      prev[i] = i - 1;
+      next[i] = i + 1 < n ? i + 1 : -1;
+    }
+    const queue = new MinHeap<Bigram>(byLowestRank);
+    const tryAdd = (left: number, right: number): void => {
+      if (left < 0 || right < 0) return;
+      const rank = mergeRanks.get(`${mapped.substr(left, len[left])} ${mapped.substr(right, len[right])}`);
+      if (rank !== undefined) queue.push({ left, right, rank, size: len[left] + len[right] });
+    };
+    for (let i = 1; i < n; i++) tryAdd(i - 1, i);
+
+    while (queue.size > 0) {
+      const { left, right, size } = queue.pop()!;
+      if (len[left] === 0 || len[right] === 0 || len[left] + len[right] !== size) continue;
+      len[left] = size;
+      len[right] = 0;
+      next[left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = left;
+      tryAdd(prev[left], left);
+      tryAdd(left, next[left]);
+    }
+
     const ids: number[] = [];
-    for (let i = syms.length > 0 ? 0 : -1; i >= 0; i = syms[i].next) {
-      const id = this.vocab.ids.get(syms[i].text);
-      if (id !== undefined) ids.push(id);
-      else {
-        // A symbol with no token of its own: its characters one by one (each a byte).
-        for (const c of syms[i].text) {
-          const cid = this.vocab.ids.get(c);
-          ids.push(cid ?? this.vocab.unkId);
-        }
+    for (let i = n > 0 ? 0 : -1; i !== -1; i = next[i]) {
+      const piece = mapped.substr(i, len[i]);
+      const id = tokenToId.get(piece);
+      if (id !== undefined) {
+        ids.push(id);
+        continue;
+      }
+      // A merge whose result is not a token: fall back to its characters (one byte each). llama.cpp
+      // tries the same but only finds ASCII ones; a vocab missing a byte character loses that byte.
+      for (const ch of piece) {
+        const cid = tokenToId.get(ch);
+        if (cid !== undefined) ids.push(cid);
+        else if (this.vocab.unkId >= 0) ids.push(this.vocab.unkId);
       }
     }
     return ids;
-  }
-
-  /** The bytes a token stands for. */
-  tokenBytes(id: number): Uint8Array {
-    const piece = this.vocab.tokens[id];
-    const bytes: number[] = [];
-    for (const c of piece) {
-      const b = UNICODE_TO_BYTE.get(c);
-      if (b !== undefined) bytes.push(b);
-      else bytes.push(...new TextEncoder().encode(c));
-    }
-    return new Uint8Array(bytes);
   }
 }

@@ -1,84 +1,109 @@
-// SentencePiece-style tokenization (GGUF `tokenizer.ggml.model` = 'llama'): the text with spaces
-// as U+2581 is split into characters, then the adjacent pair whose concatenation is the
-// highest-scoring vocabulary piece is merged until none is left (ties: leftmost); pieces not in
-// the vocabulary fall back to their UTF-8 bytes as <0xXX> tokens.
+// SentencePiece-style encoding (`tokenizer.ggml.model` = 'llama'), as llama.cpp's
+// llm_tokenizer_spm does it: the text, spaces already turned into U+2581, starts as one symbol per
+// character; the adjacent pair whose concatenation is the best-scoring vocabulary token is merged
+// (ties: the leftmost pair) until no pair forms a token. A final symbol that is not a token falls
+// back to its UTF-8 bytes as <0xXX> tokens, or to <unk> when the vocabulary has no byte tokens.
+//
+// llama.cpp also keeps a "rev_merge" table to split untokenizable symbols back into their parts;
+// a merged symbol is always a token by construction, so that path never runs and is left out.
+import { TokenizerError } from '../errors.ts';
 import { MinHeap } from './heap.ts';
 import type { Vocab } from './vocab.ts';
-
-interface Symbol {
-  text: string;
-  prev: number;
-  next: number;
-  /** Length when queued bigrams were made; 0 once merged away. */
-  alive: boolean;
-}
 
 interface Bigram {
   left: number;
   right: number;
   score: number;
-  text: string;
+  /** Combined length (UTF-16 units) when queued; a different length now means one side has changed. */
+  size: number;
 }
 
-export class SpmModel {
-  private readonly byteIds: Int32Array;
+const byBestScore = (a: Bigram, b: Bigram): boolean => a.score > b.score || (a.score === b.score && a.left < b.left);
+
+const utf8 = new TextEncoder();
+
+export class SpmEncoder {
+  /** Token id per byte value (<0xXX>, or the one-character token for ASCII), -1 when absent. */
+  private readonly byteIds = new Int32Array(256).fill(-1);
 
   constructor(private readonly vocab: Vocab) {
-    this.byteIds = new Int32Array(256).fill(-1);
     for (let b = 0; b < 256; b++) {
-      const id = vocab.ids.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+      const hex = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
+      const id = vocab.tokenToId.get(hex) ?? (b < 0x80 ? vocab.tokenToId.get(String.fromCharCode(b)) : undefined);
       if (id !== undefined) this.byteIds[b] = id;
     }
   }
 
-  /** Tokenizes a fragment that has already had its space prefix added and spaces escaped. */
+  /** Appends the ids of `text` (space prefix added and spaces escaped already) to `out`. */
   encode(text: string, out: number[]): void {
-    if (text.length === 0) return;
-    const chars = Array.from(text);
-    const syms: Symbol[] = chars.map((c, i) => ({ text: c, prev: i - 1, next: i + 1 < chars.length ? i + 1 : -1, alive: true }));
-    const heap = new MinHeap<Bigram>((a, b) => a.score > b.score || (a.score === b.score && a.left < b.left));
-    const tryAdd = (left: number, right: number) => {
-      if (left < 0 || right < 0) return;
-      const text = syms[left].text + syms[right].text;
-      const id = this.vocab.ids.get(text);
-      if (id === undefined) return;
-      heap.push({ left, right, score: this.vocab.scores ? this.vocab.scores[id] : 0, text });
-    };
-    for (let i = 1; i < syms.length; i++) tryAdd(i - 1, i);
-    while (heap.size > 0) {
-      const b = heap.pop()!;
-      const l = syms[b.left];
-      const r = syms[b.right];
-      // Stale: one side was merged since this bigram was queued.
-      if (!l.alive || !r.alive || l.next !== b.right || l.text + r.text !== b.text) continue;
-      l.text = b.text;
-      r.alive = false;
-      l.next = r.next;
-      if (r.next >= 0) syms[r.next].prev = b.left;
-      tryAdd(l.prev, b.left);
-      tryAdd(b.left, l.next);
+    const { tokenToId, scores } = this.vocab;
+    // One symbol per code point, as (start, len) into `text`, in a doubly linked list.
+    const n0 = text.length;
+    const start = new Int32Array(n0);
+    const len = new Int32Array(n0);
+    let n = 0;
+    for (let i = 0; i < n0; ) {
+      const c = text.charCodeAt(i);
+      const w = c >= 0xd800 && c < 0xdc00 && i + 1 < n0 ? 2 : 1;
+      start[n] = i;
+      len[n] = w;
+      n++;
+      i += w;
     }
-    for (let i = 0; i >= 0; i = syms[i].next) {
-      const s = syms[i];
-      const id = this.vocab.ids.get(s.text);
-      if (id !== undefined) {
-        out.push(id);
-        continue;
-      }
-      for (const byte of new TextEncoder().encode(s.text)) {
-        const bid = this.byteIds[byte];
-        out.push(bid >= 0 ? bid : this.vocab.unkId);
-      }
+    if (n === 0) return;
+    const prev = new Int32Array(n);
+    const next = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      prev[i] = i - 1;
+      next[i] = i + 1 < n ? i + 1 : -1;
+    }
+
+    const queue = new MinHeap<Bigram>(byBestScore);
+    const tryAdd = (left: number, right: number): void => {
+      if (left < 0 || right < 0) return;
+      const size = len[left] + len[right];
+      const id = tokenToId.get(text.substr(start[left], size));
+      if (id !== undefined) queue.push({ left, right, score: scores[id], size });
+    };
+    for (let i = 1; i < n; i++) tryAdd(i - 1, i);
+
+    while (queue.size > 0) {
+      const { left, right, size } = queue.pop()!;
+      if (len[left] === 0 || len[right] === 0 || len[left] + len[right] !== size) continue;
+      len[left] = size;
+      len[right] = 0;
+      next[left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = left;
+      tryAdd(prev[left], left);
+      tryAdd(left, next[left]);
+    }
+
+    for (let i = 0; i !== -1; i = next[i]) {
+      const piece = text.substr(start[i], len[i]);
+      const id = tokenToId.get(piece);
+      if (id !== undefined) out.push(id);
+      else this.byteFallback(piece, out);
     }
   }
 
-  /** The bytes a token stands for (control tokens stand for nothing). */
-  tokenBytes(id: number, byteType: boolean): Uint8Array | number {
-    const piece = this.vocab.tokens[id];
-    if (byteType) {
-      const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
-      if (m) return parseInt(m[1], 16);
+  private byteFallback(piece: string, out: number[]): void {
+    const bytes = utf8.encode(piece);
+    const ids: number[] = [];
+    for (const b of bytes) {
+      if (this.byteIds[b] < 0) {
+        const unk = this.vocab.unkId;
+        if (unk < 0) {
+          throw new TokenizerError(
+            'unencodable',
+            `cannot encode ${JSON.stringify(piece)}: it is not in the vocabulary, which has neither byte tokens nor an unknown token`,
+            { text: piece },
+          );
+        }
+        out.push(unk);
+        return;
+      }
+      ids.push(this.byteIds[b]);
     }
-    return new TextEncoder().encode(piece.replace(/\u2581/g, ' '));
+    for (const id of ids) out.push(id);
   }
 }
