@@ -1,0 +1,128 @@
+// The engine end to end on Node: text in, streamed text out, sampling options, stop strings,
+// cancellation, metrics, and typed errors for bad models and bad requests.
+import { describe, expect, it } from 'vitest';
+import { AbortedError, InvalidRequestError, UnsupportedModelError } from '../../src/errors.ts';
+import { Engine } from '../../src/engine/engine.ts';
+import { FileSource } from '../../src/gguf/node-file-source.ts';
+import { MemorySource } from '../../src/gguf/source.ts';
+import { GGMLType } from '../../src/gguf/quant.ts';
+import { gguf, metadataFromFile, writeGGUF } from '../../src/gguf/writer.ts';
+import { parseGGUF } from '../../src/gguf/reader.ts';
+import { makeSyntheticModel } from '../../src/model/synthetic.ts';
+import { testContext } from '../helpers/gpu.ts';
+import { missingShared, sharedFile } from '../helpers/shared.ts';
+
+const stories = sharedFile('models/stories260K.gguf');
+
+async function storiesEngine(): Promise<Engine> {
+  const ctx = await testContext();
+  const engine = new Engine(ctx.device, { shaders: ctx.shaders, features: ctx.features, adapterInfo: 'test' });
+  await engine.load(await FileSource.open(stories!), { maxContext: 256 });
+  return engine;
+}
+
+describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('models/stories260K.gguf'), () => {
+  it('streams text whose deltas add up to the result, with metrics', async () => {
+    const engine = await storiesEngine();
+    const progress: string[] = [];
+    const info = await engine.load(await FileSource.open(stories!), { maxContext: 256, onProgress: (p) => progress.push(p.phase) });
+    expect(info).toMatchObject({ architecture: 'llama', nLayers: 5, dim: 64, vocabSize: 512, weightType: 'F32' });
+    expect(progress).toContain('weights');
+    expect(progress.at(-1)).toBe('ready');
+    let streamed = '';
+    const r = await engine.complete('Once upon a time', { maxTokens: 24 }, (e) => (streamed += e.text));
+    expect(r.promptTokens[0]).toBe(1); // BOS
+    expect(r.tokens.length).toBe(24);
+    expect(streamed).toBe(r.text);
+    expect(r.text.startsWith(', there was a little girl named Lily.')).toBe(true);
+    expect(r.finishReason).toBe('length');
+    expect(r.ttftMs).toBeGreaterThan(0);
+    expect(r.prefillTokPerS).toBeGreaterThan(0);
+    expect(r.decodeTokPerS).toBeGreaterThan(0);
+  });
+
+  it('stop strings end generation without emitting the stop text', async () => {
+    const engine = await storiesEngine();
+    const r = await engine.complete('Once upon a time', { maxTokens: 40, stop: ['Lily'] });
+    expect(r.finishReason).toBe('stop');
+    expect(r.text).toBe(', there was a little girl named ');
+  });
+
+  it('seeded sampling is reproducible and the seed matters', async () => {
+    const engine = await storiesEngine();
+    const opts = { maxTokens: 24, temperature: 1, topK: 40, topP: 0.95 };
+    const a = await engine.complete('Once upon a time', { ...opts, seed: 1 });
+    const b = await engine.complete('Once upon a time', { ...opts, seed: 1 });
+    const c = await engine.complete('Once upon a time', { ...opts, seed: 2 });
+    expect(b.tokens).toEqual(a.tokens);
+    expect(c.tokens).not.toEqual(a.tokens);
+    // top-k 1 is greedy whatever the temperature.
+    const g = await engine.complete('Once upon a time', { maxTokens: 12 });
+    const k1 = await engine.complete('Once upon a time', { maxTokens: 12, temperature: 1.5, topK: 1, seed: 9 });
+    expect(k1.tokens).toEqual(g.tokens);
+  });
+
+  it('an aborted signal ends the stream with finishReason aborted, and the engine stays usable', async () => {
+    const engine = await storiesEngine();
+    const ctrl = new AbortController();
+    let n = 0;
+    const r = await engine.complete('Once upon a time', { maxTokens: 200, signal: ctrl.signal }, () => {
+      if (++n === 5) ctrl.abort();
+    });
+    expect(r.finishReason).toBe('aborted');
+    expect(r.tokens.length).toBe(5);
+    const again = await engine.complete('Once upon a time', { maxTokens: 8 });
+    expect(again.tokens.length).toBe(8);
+    // Already aborted before the start: nothing is generated.
+    const pre = new AbortController();
+    pre.abort();
+    expect((await engine.complete('Once', { maxTokens: 8, signal: pre.signal })).tokens).toEqual([]);
+  });
+
+  it('bad requests get typed errors before any GPU work', async () => {
+    const engine = await storiesEngine();
+    await expect(engine.complete('x', { maxTokens: -1 })).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(engine.complete('x', { topP: 0 })).rejects.toMatchObject({ code: 'bad-top-p' });
+    await expect(engine.complete({ tokens: [1, 99999] })).rejects.toMatchObject({ code: 'bad-token' });
+    await expect(engine.complete({ tokens: new Array(300).fill(5) })).rejects.toMatchObject({ code: 'prompt-too-long' });
+    await expect(engine.complete({ messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ code: 'no-chat-template' });
+    // A concurrent second request is refused, not queued silently.
+    const first = engine.generate('Once upon a time', { maxTokens: 4 });
+    await first.next();
+    await expect(engine.complete('x', { maxTokens: 2 })).rejects.toMatchObject({ code: 'busy' });
+    while (!(await first.next()).done);
+    expect(AbortedError).toBeDefined();
+  });
+});
+
+describe('engine load errors', () => {
+  it('refuses an unsupported architecture with a typed error', async () => {
+    const ctx = await testContext();
+    const bytes = makeSyntheticModel({ architecture: 'llama', nLayers: 1, dim: 64, nHeads: 2, nKvHeads: 2, headDim: 32, ffnDim: 64, vocabSize: 300, contextLength: 64, weightType: GGMLType.F32, seed: 1 });
+    const file = await parseGGUF(new MemorySource(bytes));
+    const meta = metadataFromFile(file, { omit: ['general.architecture'] });
+    const renamed = writeGGUF({
+      metadata: { ...meta, 'general.architecture': gguf.string('phi3') },
+      tensors: [{ name: 'token_embd.weight', shape: [64, 300], type: GGMLType.F32, data: new Uint8Array(64 * 300 * 4) }],
+    });
+    const engine = new Engine(ctx.device, { shaders: ctx.shaders, features: ctx.features });
+    await expect(engine.load(new MemorySource(renamed))).rejects.toMatchObject({ name: 'UnsupportedModelError', code: 'unsupported-architecture' });
+  });
+
+  it('names a missing tensor', async () => {
+    const ctx = await testContext();
+    const bytes = makeSyntheticModel({ architecture: 'llama', nLayers: 2, dim: 64, nHeads: 2, nKvHeads: 2, headDim: 32, ffnDim: 64, vocabSize: 300, contextLength: 64, weightType: GGMLType.Q8_0, seed: 1 });
+    const file = await parseGGUF(new MemorySource(bytes));
+    const source = new MemorySource(bytes);
+    const tensors = [];
+    for (const t of file.tensors) {
+      if (t.name === 'blk.1.ffn_up.weight') continue;
+      tensors.push({ name: t.name, shape: t.shape, type: t.type, data: await source.read(t.offset, t.byteLength) });
+    }
+    const broken = writeGGUF({ metadata: metadataFromFile(file), tensors });
+    const engine = new Engine(ctx.device, { shaders: ctx.shaders, features: ctx.features });
+    const err = await engine.load(new MemorySource(broken)).catch((e) => e);
+    expect(err).toBeInstanceOf(UnsupportedModelError);
+    expect(err.message).toContain('blk.1.ffn_up.weight');
+  });
+});
