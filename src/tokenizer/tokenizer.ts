@@ -18,8 +18,9 @@ export interface DecodeOptions {
   skipSpecial?: boolean;
   /**
    * Drop the space that SentencePiece vocabs put before the text: one leading space of the first
-   * token, or of the token after a leading BOS. Defaults to whether the vocab adds that prefix
-   * (`tokenizer.ggml.add_space_prefix`, true for 'llama'). Pass false to decode a continuation.
+   * token that writes something (BOS and skipped special tokens do not count). Defaults to whether
+   * the vocab adds that prefix (`tokenizer.ggml.add_space_prefix`, true for 'llama'). Pass false
+   * to decode a continuation of earlier text.
    */
   stripLeadingSpace?: boolean;
 }
@@ -153,15 +154,12 @@ class GGUFTokenizer implements Tokenizer {
   private pieceWriter(opts: DecodeOptions): (id: number) => Uint8Array {
     const skipSpecial = opts.skipSpecial ?? false;
     let strip = opts.stripLeadingSpace ?? this.vocab.addSpacePrefix;
-    let first = true;
     return (id) => {
       this.check(id);
       const bytes = skipSpecial && this.vocab.attrs[id] & (Attr.control | Attr.unknown) ? EMPTY : this.piece(id);
-      if (!strip) return bytes;
-      if (first && id === this.vocab.bosId) {
-        first = false;
-        return bytes;
-      }
+      // llama.cpp strips only the very first token; looking past BOS and skipped tokens as well
+      // makes decode(encode(text, {addBos: true}), ...) give back the text.
+      if (!strip || bytes.length === 0 || id === this.vocab.bosId) return bytes;
       strip = false;
       return bytes[0] === 0x20 ? bytes.subarray(1) : bytes;
     };

@@ -1,48 +1,142 @@
-// Tokenizers against llama.cpp's test vectors (../shared/vocab/*.inp → *.out), encoded with
-// add_special = false and parse_special = false as llama.cpp's test-tokenizer-0 does.
-import { readFileSync } from 'node:fs';
+// The tokenizers against llama.cpp's test vectors (../shared/vocab/*.inp → *.out), encoded as
+// llama.cpp's test-tokenizer-0 does (add_special = false, parse_special = false), plus the
+// behaviour around them that the vectors do not cover: BOS, special tokens, decoding.
 import { describe, expect, it } from 'vitest';
-import { FileSource } from '../../src/gguf/node-file-source.ts';
-import { parseGGUF } from '../../src/gguf/reader.ts';
 import { createTokenizer, type Tokenizer } from '../../src/tokenizer/index.ts';
 import { missingShared, sharedFile } from '../helpers/shared.ts';
+import { hasVectors, readVectors, vocabMetadata } from './fixtures.ts';
 
-export function readVectors(name: string): { input: string; ids: number[] }[] {
-  const inp = readFileSync(sharedFile(`vocab/${name}.inp`)!, 'utf8').split('\n__ggml_vocab_test__\n');
-  inp.pop(); // the separator also ends the file
-  const out = readFileSync(sharedFile(`vocab/${name}.out`)!, 'utf8').split('\n');
-  return inp.map((input, i) => ({ input, ids: out[i].trim() === '' ? [] : out[i].trim().split(/\s+/).map(Number) }));
+const VOCABS = ['llama-spm', 'phi-3', 'gpt-2', 'deepseek-coder', 'falcon'] as const;
+
+const tokenizers = new Map<string, Tokenizer>();
+async function load(name: string): Promise<Tokenizer> {
+  let t = tokenizers.get(name);
+  if (!t) {
+    t = createTokenizer(await vocabMetadata(name));
+    tokenizers.set(name, t);
+  }
+  return t;
 }
 
-export async function loadTokenizer(name: string): Promise<Tokenizer> {
-  const src = await FileSource.open(sharedFile(`vocab/${name}`)!);
-  const file = await parseGGUF(src);
-  await src.close();
-  return createTokenizer(file.metadata);
-}
-
-const vocabs = ['ggml-vocab-llama-spm.gguf', 'ggml-vocab-phi-3.gguf', 'ggml-vocab-gpt-2.gguf', 'ggml-vocab-deepseek-coder.gguf', 'ggml-vocab-falcon.gguf'];
-
-for (const name of vocabs) {
-  const present = sharedFile(`vocab/${name}`) && sharedFile(`vocab/${name}.inp`);
-  describe.skipIf(!present)(present ? `${name} vectors` : missingShared(`vocab/${name}`), () => {
-    it('encodes all 46 inputs exactly as llama.cpp', async () => {
-      const tok = await loadTokenizer(name);
+for (const name of VOCABS) {
+  const file = `vocab/ggml-vocab-${name}.gguf`;
+  const present = sharedFile(file) !== undefined && hasVectors(name);
+  describe.skipIf(!present)(present ? `${name} vectors` : missingShared(file), () => {
+    it('encodes all 46 inputs to llama.cpp ids', async () => {
+      const tok = await load(name);
       const cases = readVectors(name);
-      expect(cases.length).toBe(46);
-      const wrong = cases.filter((c) => JSON.stringify(tok.encode(c.input)) !== JSON.stringify(c.ids));
-      expect(wrong.map((c) => ({ input: c.input, want: c.ids, got: tok.encode(c.input) }))).toEqual([]);
+      expect(cases).toHaveLength(46);
+      const wrong = cases
+        .map((c) => ({ input: c.input, want: c.ids, got: tok.encode(c.input, { addBos: false, parseSpecial: false }) }))
+        .filter((c) => JSON.stringify(c.got) !== JSON.stringify(c.want));
+      expect(wrong).toEqual([]);
     });
 
-    it('decodes the expected ids back to the input text', async () => {
-      const tok = await loadTokenizer(name);
-      let roundTrips = 0;
-      for (const c of readVectors(name)) {
-        const text = tok.decode(c.ids);
-        // SentencePiece folds leading spaces into the prefix; compare modulo that.
-        if (text === c.input || (tok.model === 'llama' && text === c.input.replace(/^ /, ''))) roundTrips++;
-      }
-      expect(roundTrips).toBeGreaterThanOrEqual(40);
+    it('decodes every encoded input back to the same text', async () => {
+      const tok = await load(name);
+      const back = readVectors(name).filter((c) => tok.decode(tok.encode(c.input)) !== c.input);
+      expect(back.map((c) => c.input)).toEqual([]);
+      // And the vector ids themselves decode to the inputs.
+      expect(readVectors(name).filter((c) => tok.decode(c.ids) !== c.input)).toEqual([]);
     });
   });
 }
+
+describe.skipIf(!sharedFile('vocab/ggml-vocab-llama-spm.gguf'))('llama-spm (SentencePiece) specifics', () => {
+  it('adds BOS when asked and by default wants it; decode drops the space prefix after BOS too', async () => {
+    const tok = await load('llama-spm');
+    expect(tok.addBos).toBe(true);
+    expect([tok.bosId, tok.eosId]).toEqual([1, 2]);
+    const ids = tok.encode('Hello world', { addBos: true });
+    expect(ids[0]).toBe(1);
+    expect(ids.slice(1)).toEqual(tok.encode('Hello world'));
+    expect(tok.decode(ids)).toBe('<s>Hello world');
+    expect(tok.decode(ids, { skipSpecial: true })).toBe('Hello world');
+    expect(tok.decode(ids, { stripLeadingSpace: false, skipSpecial: true })).toBe(' Hello world');
+  });
+
+  it('matches control-token text only with parseSpecial', async () => {
+    const tok = await load('llama-spm');
+    expect(tok.encode('<s>', { parseSpecial: true })).toEqual([1]);
+    const literal = tok.encode('<s>');
+    expect(literal).not.toContain(1);
+    expect(tok.decode(literal)).toBe('<s>');
+    // The space prefix goes before the text after a special token, as llama.cpp does.
+    expect(tok.encode('</s>Hi', { parseSpecial: true })).toEqual([2, ...tok.encode('Hi')]);
+  });
+
+  it('falls back to byte tokens for characters outside the vocabulary', async () => {
+    const tok = await load('llama-spm');
+    const ids = tok.encode('🦙');
+    expect(ids.map((id) => tok.tokenText(id))).toEqual(['▁', '<0xF0>', '<0x9F>', '<0xA6>', '<0x99>']);
+    expect(tok.decode(ids)).toBe('🦙');
+  });
+
+  it('answers tokenText, isSpecial and eotIds from the vocabulary', async () => {
+    const tok = await load('llama-spm');
+    expect(tok.vocabSize).toBe(32000);
+    expect(tok.tokenText(1)).toBe('<s>');
+    expect([tok.isSpecial(0), tok.isSpecial(1), tok.isSpecial(2), tok.isSpecial(3), tok.isSpecial(100)]).toEqual([true, true, true, false, false]);
+    expect([...tok.eotIds]).toEqual([2]);
+    expect(() => tok.decode([32000])).toThrow(/outside the vocabulary/);
+  });
+});
+
+describe.skipIf(!sharedFile('vocab/ggml-vocab-phi-3.gguf'))('phi-3 specifics', () => {
+  it('ends turns at <|endoftext|> and <|end|>', async () => {
+    const tok = await load('phi-3');
+    expect(tok.eosId).toBe(32000);
+    expect(tok.eotIds.has(32000)).toBe(true);
+    expect(tok.eotIds.has(32007)).toBe(true);
+    expect(tok.tokenText(32007)).toBe('<|end|>');
+  });
+
+  it('strips the whitespace after its chat markers, as llama.cpp does for Phi-3', async () => {
+    const tok = await load('phi-3');
+    const ids = tok.encode('<|user|>\nHi<|end|>\n<|assistant|>\n', { parseSpecial: true });
+    expect(ids).toEqual([32010, ...tok.encode('Hi'), 32007, 32001]);
+    expect(tok.decode(ids, { skipSpecial: true })).toBe('Hi');
+  });
+});
+
+describe.skipIf(!sharedFile('vocab/ggml-vocab-deepseek-coder.gguf'))('deepseek-coder specifics', () => {
+  it('splits user-defined tokens out of text even without parseSpecial, but not control tokens', async () => {
+    const tok = await load('deepseek-coder');
+    expect(tok.addBos).toBe(true);
+    expect(tok.encode('<|EOT|>')).toEqual([32021]);
+    expect(tok.encode('a<pad>b')).toEqual([...tok.encode('a'), 32018, ...tok.encode('b')]);
+    const bos = '<｜begin▁of▁sentence｜>';
+    expect(tok.encode(bos)).not.toContain(32013);
+    expect(tok.encode(bos, { parseSpecial: true })).toEqual([32013]);
+    expect(tok.decode([32013, ...tok.encode('x')], { skipSpecial: true })).toBe('x');
+  });
+});
+
+describe.skipIf(!sharedFile('vocab/ggml-vocab-gpt-2.gguf'))('gpt-2 specifics', () => {
+  it('has no BOS by default and ends at <|endoftext|>', async () => {
+    const tok = await load('gpt-2');
+    expect(tok.model).toBe('gpt2');
+    expect(tok.addBos).toBe(false);
+    expect(tok.eotIds).toEqual(new Set([50256]));
+    expect(tok.encode('<|endoftext|>', { parseSpecial: true })).toEqual([50256]);
+    expect(tok.encode('<|endoftext|>').length).toBeGreaterThan(1);
+    // Byte-level BPE keeps leading spaces: nothing to strip.
+    expect(tok.decode(tok.encode(' x'))).toBe(' x');
+  });
+});
+
+describe.skipIf(!VOCABS.every((n) => sharedFile(`vocab/ggml-vocab-${n}.gguf`) && hasVectors(n)))('speed', () => {
+  it('builds the five vocabs and encodes the 5 × 46 vectors in well under a few seconds', async () => {
+    const metas = await Promise.all(VOCABS.map((n) => vocabMetadata(n)));
+    const t0 = performance.now();
+    const toks = metas.map((m) => createTokenizer(m));
+    const t1 = performance.now();
+    let n = 0;
+    for (let i = 0; i < VOCABS.length; i++) for (const c of readVectors(VOCABS[i])) n += toks[i].encode(c.input).length;
+    const t2 = performance.now();
+    console.log(`tokenizer speed: 5 vocabs built in ${(t1 - t0).toFixed(0)} ms, ${n} tokens from 230 inputs in ${(t2 - t1).toFixed(0)} ms`);
+    expect(n).toBeGreaterThan(2000);
+    expect(t1 - t0).toBeLessThan(2000);
+    expect(t2 - t1).toBeLessThan(2000);
+  });
+});
