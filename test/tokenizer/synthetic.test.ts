@@ -9,7 +9,7 @@ const hex = (b: number): string => `<0x${b.toString(16).toUpperCase().padStart(2
 /** SentencePiece-style metadata: <unk> <s> </s>, optionally the 256 byte tokens, then `pieces` with their scores. */
 function spmMetadata(pieces: [text: string, score: number][], opts: { byteTokens?: boolean; extra?: Record<string, unknown> } = {}): Record<string, unknown> {
   const tokens = ['<unk>', '<s>', '</s>'];
-  const types = [TokenType.unknown, TokenType.control, TokenType.control];
+  const types: number[] = [TokenType.unknown, TokenType.control, TokenType.control];
   const scores = [0, 0, 0];
   if (opts.byteTokens ?? true) {
     for (let b = 0; b < 256; b++) {
