@@ -1,6 +1,8 @@
 // WebGPU on Node through Dawn (the `webgpu` package). On a machine without a GPU driver it
 // finds SwiftShader (Debian's chromium ships it) by itself; otherwise it says what is missing.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GPUError } from '../errors.ts';
 import { describeAdapter, requestChunklmDevice, type GpuContextOptions, type GpuFeatures } from '../gpu/context.ts';
 
@@ -25,6 +27,11 @@ type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknow
 const liveInstances: GPU[] = [];
 
 export async function acquireNodeDevice(opts: GpuContextOptions = {}): Promise<NodeDevice> {
+  // The Vulkan loader complains on stderr when XDG_RUNTIME_DIR is unset (headless servers, CI);
+  // give it a private directory so `--json` output stays clean.
+  if (!process.env.XDG_RUNTIME_DIR && process.platform === 'linux') {
+    process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'chunklm-xdg-'));
+  }
   let dawn: DawnModule;
   try {
     dawn = (await import('webgpu')) as unknown as DawnModule;
