@@ -1,7 +1,10 @@
 // The CPU reference forward pass: the oracle every GPU result is checked against. Plain loops on
-// weights dequantized to f32, sums in f64, written to be read top to bottom like llama2.c.
-// Keys are cached BEFORE RoPE and rotated by their position at attention time, like the GPU
-// pages; rotating a key by its own position is the same rotation standard RoPE applies.
+// weights dequantized to f32, every dot product summed in f64, written to be read top to bottom
+// like llama2.c. Keys are cached BEFORE RoPE and rotated by their position at attention time,
+// like the GPU pages; rotating a key by its own position is exactly what standard RoPE does at
+// store time, so the results are the same (tests check this against a rotate-then-store cache).
+// It is slow by design (one token at a time, no SIMD): meant for models up to ~10M parameters.
+import { InvalidRequestError, KVCacheError } from '../errors.ts';
 import { dequantize } from '../gguf/quant.ts';
 import { parseGGUF, readTensorBytes, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
 import type { ByteSource } from '../gguf/source.ts';
@@ -9,22 +12,37 @@ import { buildRopeTable } from '../gpu/ops/rope.ts';
 import { configFromGGUF, type ModelConfig } from './config.ts';
 import { resolveTensors } from './tensors.ts';
 
+/** One transformer block's weights, dequantized; matrices row-major (rows = out, cols = in). */
 interface CpuLayer {
-  attnNorm: Float32Array; // (dim,)
+  attnNorm: Float32Array; // (dim)
   wq: Float32Array; // (nHeads*headDim, dim)
   wk: Float32Array; // (nKvHeads*headDim, dim)
   wv: Float32Array; // (nKvHeads*headDim, dim)
-  bq?: Float32Array;
-  bk?: Float32Array;
-  bv?: Float32Array;
+  bq?: Float32Array; // (nHeads*headDim), qwen2 only
+  bk?: Float32Array; // (nKvHeads*headDim)
+  bv?: Float32Array; // (nKvHeads*headDim)
   wo: Float32Array; // (dim, nHeads*headDim)
-  ffnNorm: Float32Array; // (dim,)
-  wGate: Float32Array; // (ffn, dim)
-  wUp: Float32Array; // (ffn, dim)
-  wDown: Float32Array; // (dim, ffn)
+  ffnNorm: Float32Array; // (dim)
+  wGate: Float32Array; // (ffnDim, dim)
+  wUp: Float32Array; // (ffnDim, dim)
+  wDown: Float32Array; // (dim, ffnDim)
 }
 
-/** out[r] = sum_c W[r, c] x[c] (+ b[r]), W row-major (rows, cols). */
+/** Scratch buffers for one token, allocated once so the step itself allocates nothing. */
+interface RunState {
+  x: Float32Array; // (dim) residual stream
+  xn: Float32Array; // (dim) normalized x
+  q: Float32Array; // (nHeads*headDim)
+  att: Float32Array; // (nHeads*headDim) attention output, heads concatenated
+  proj: Float32Array; // (dim) output of wo / wDown before the residual add
+  gate: Float32Array; // (ffnDim)
+  up: Float32Array; // (ffnDim)
+  key: Float32Array; // (headDim) one cached key, rotated to its position
+  scores: Float64Array; // (group, maxPos) attention weights of the query heads sharing a KV head
+  logits: Float32Array; // (vocab)
+}
+
+/** out[r] = sum_c W[r, c] x[c] (+ b[r]) with an f64 sum; W row-major (rows, cols). */
 function matvec(out: Float32Array, w: Float32Array, x: Float32Array, rows: number, cols: number, b?: Float32Array): void {
   for (let r = 0; r < rows; r++) {
     let s = 0;
@@ -34,6 +52,7 @@ function matvec(out: Float32Array, w: Float32Array, x: Float32Array, rows: numbe
   }
 }
 
+/** out = x / sqrt(mean(x²) + eps) * w. */
 function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, eps: number): void {
   let ss = 0;
   for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
@@ -41,12 +60,17 @@ function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, eps: numbe
   for (let i = 0; i < x.length; i++) out[i] = x[i] * inv * w[i];
 }
 
-/** Rotates one head in place by the angles of `pos` ('norm': pairs (2i, 2i+1); 'neox': (i, i+half)). */
+/**
+ * Rotates the head starting at v[off] in place by the angles of position `pos`; only its first
+ * `ropeDim` values take part. 'norm' rotates pairs (2i, 2i+1), 'neox' pairs (i, i + ropeDim/2).
+ * table: (maxPos, ropeDim/2) pairs of (cos, sin) from buildRopeTable.
+ */
 export function rotateHead(v: Float32Array, off: number, pos: number, table: Float32Array, ropeDim: number, mode: 'norm' | 'neox'): void {
   const half = ropeDim / 2;
+  const row = pos * half * 2;
   for (let i = 0; i < half; i++) {
-    const cos = table[(pos * half + i) * 2];
-    const sin = table[(pos * half + i) * 2 + 1];
+    const cos = table[row + 2 * i];
+    const sin = table[row + 2 * i + 1];
     const a = mode === 'norm' ? off + 2 * i : off + i;
     const b = mode === 'norm' ? a + 1 : a + half;
     const x0 = v[a];
@@ -57,29 +81,47 @@ export function rotateHead(v: Float32Array, off: number, pos: number, table: Flo
 }
 
 export class CpuModel {
-  private keys: Float32Array[] = []; // per layer (maxPos, kvDim), before RoPE
-  private values: Float32Array[] = []; // per layer (maxPos, kvDim)
+  private readonly keys: Float32Array[] = []; // per layer (maxPos, nKvHeads*headDim), before RoPE
+  private readonly values: Float32Array[] = []; // per layer (maxPos, nKvHeads*headDim)
+  private readonly rope: Float32Array; // (maxPos, ropeDim/2, 2) cos, sin
+  private readonly s: RunState;
   private pos = 0;
-  private readonly rope: Float32Array;
 
   private constructor(
     readonly config: ModelConfig,
     private readonly tokenEmbd: Float32Array, // (vocab, dim)
-    private readonly outputNorm: Float32Array, // (dim,)
-    private readonly output: Float32Array, // (vocab, dim)
+    private readonly outputNorm: Float32Array, // (dim)
+    private readonly output: Float32Array, // (vocab, dim); token_embd itself when tied
     private readonly layers: CpuLayer[],
-    freqFactors: Float32Array | undefined,
+    freqFactors: Float32Array | undefined, // (ropeDim/2) rope_freqs, divides the frequencies
+    /** Positions the KV cache holds. */
     readonly maxPos: number,
   ) {
+    const { dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize } = config;
     this.rope = buildRopeTable(maxPos, config.ropeDim, config.ropeBase, freqFactors);
-    const kvDim = config.nKvHeads * config.headDim;
     for (let l = 0; l < config.nLayers; l++) {
-      this.keys.push(new Float32Array(maxPos * kvDim));
-      this.values.push(new Float32Array(maxPos * kvDim));
+      this.keys.push(new Float32Array(maxPos * nKvHeads * headDim));
+      this.values.push(new Float32Array(maxPos * nKvHeads * headDim));
     }
+    this.s = {
+      x: new Float32Array(dim),
+      xn: new Float32Array(dim),
+      q: new Float32Array(nHeads * headDim),
+      att: new Float32Array(nHeads * headDim),
+      proj: new Float32Array(dim),
+      gate: new Float32Array(ffnDim),
+      up: new Float32Array(ffnDim),
+      key: new Float32Array(headDim),
+      scores: new Float64Array((nHeads / nKvHeads) * maxPos),
+      logits: new Float32Array(vocabSize),
+    };
   }
 
-  static async load(source: ByteSource, file?: GGUFFile, maxPos = 1024): Promise<CpuModel> {
+  /**
+   * Reads and dequantizes every weight. `file` skips re-parsing when the caller has it;
+   * `maxPos` caps the KV cache (default: the model's context length, at most 2048).
+   */
+  static async load(source: ByteSource, file?: GGUFFile, maxPos?: number): Promise<CpuModel> {
     const f = file ?? (await parseGGUF(source));
     const config = configFromGGUF(f);
     const t = resolveTensors(f, config);
@@ -104,89 +146,111 @@ export class CpuModel {
       });
     }
     const output = t.output ? await load(t.output) : tokenEmbd;
-    return new CpuModel(config, tokenEmbd, await load(t.outputNorm), output, layers, await opt(t.ropeFreqs), Math.min(maxPos, config.contextLength));
+    const positions = Math.min(maxPos ?? 2048, config.contextLength);
+    return new CpuModel(config, tokenEmbd, await load(t.outputNorm), output, layers, await opt(t.ropeFreqs), positions);
   }
 
+  /** Tokens processed since the last reset (the next token's position). */
   get length(): number {
     return this.pos;
   }
 
+  /** Forgets the sequence; the next token goes to position 0. */
   reset(): void {
     this.pos = 0;
   }
 
-  /** Appends tokens at the next positions and returns the last one's logits (vocab,). */
+  /** Appends tokens at the next positions and returns a copy of the last one's logits (vocab). */
   forward(tokens: number[]): Float32Array {
-    let logits: Float32Array = new Float32Array(0);
-    for (const t of tokens) logits = this.step(t);
-    return logits;
+    if (tokens.length === 0) throw new InvalidRequestError('empty-input', 'CpuModel.forward needs at least one token');
+    if (this.pos + tokens.length > this.maxPos) {
+      throw new KVCacheError(
+        'kv-cache-full',
+        `the CPU reference holds ${this.maxPos} positions; ${this.pos} are used and ${tokens.length} more were given (load it with a larger maxPos, or reset)`,
+        { maxPos: this.maxPos, used: this.pos, requested: tokens.length },
+      );
+    }
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) {
+        throw new InvalidRequestError('bad-token', `token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1})`, { token: t });
+      }
+    }
+    for (const t of tokens) this.step(t);
+    return this.s.logits.slice();
   }
 
-  private step(token: number): Float32Array {
+  /** One token at position this.pos through every layer; leaves its logits in s.logits. */
+  private step(token: number): void {
     const c = this.config;
-    const { dim, nHeads, nKvHeads, headDim, ffnDim } = c;
+    const { dim, nHeads, nKvHeads, headDim, ffnDim, ropeDim, ropeMode } = c;
+    const { x, xn, q, att, proj, gate, up, key, scores } = this.s;
     const qDim = nHeads * headDim;
     const kvDim = nKvHeads * headDim;
-    const group = nHeads / nKvHeads;
+    const group = nHeads / nKvHeads; // query heads per KV head (GQA)
     const pos = this.pos;
-    if (pos >= this.maxPos) throw new Error(`the CPU reference holds ${this.maxPos} positions`);
-    const x = this.tokenEmbd.slice(token * dim, (token + 1) * dim); // (dim,) residual stream
-    const xn = new Float32Array(dim);
-    const q = new Float32Array(qDim);
-    const att = new Float32Array(qDim);
-    const tmp = new Float32Array(Math.max(dim, ffnDim));
-    const gate = new Float32Array(ffnDim);
-    const up = new Float32Array(ffnDim);
-    const scores = new Float64Array(pos + 1);
-    const key = new Float32Array(headDim);
+    const n = pos + 1; // positions attended to, this one included
+    const scale = 1 / Math.sqrt(headDim);
+    x.set(this.tokenEmbd.subarray(token * dim, (token + 1) * dim));
+
     for (let l = 0; l < this.layers.length; l++) {
       const L = this.layers[l];
       const K = this.keys[l];
       const V = this.values[l];
-      // Attention: q rotated now, k cached unrotated.
+
+      // Attention. Q is rotated now; this position's K and V go into the cache as they are.
       rmsnorm(xn, x, L.attnNorm, c.rmsEps);
       matvec(q, L.wq, xn, qDim, dim, L.bq);
-      matvec(K.subarray(pos * kvDim, (pos + 1) * kvDim), L.wk, xn, kvDim, dim, L.bk);
-      matvec(V.subarray(pos * kvDim, (pos + 1) * kvDim), L.wv, xn, kvDim, dim, L.bv);
-      for (let h = 0; h < nHeads; h++) rotateHead(q, h * headDim, pos, this.rope, c.ropeDim, c.ropeMode);
-      const scale = 1 / Math.sqrt(headDim);
-      for (let h = 0; h < nHeads; h++) {
-        const kh = Math.floor(h / group);
-        let max = -Infinity;
-        for (let p = 0; p <= pos; p++) {
-          key.set(K.subarray(p * kvDim + kh * headDim, p * kvDim + (kh + 1) * headDim));
-          rotateHead(key, 0, p, this.rope, c.ropeDim, c.ropeMode);
-          let s = 0;
-          for (let i = 0; i < headDim; i++) s += q[h * headDim + i] * key[i];
-          scores[p] = s * scale;
-          if (scores[p] > max) max = scores[p];
+      matvec(K.subarray(pos * kvDim, n * kvDim), L.wk, xn, kvDim, dim, L.bk);
+      matvec(V.subarray(pos * kvDim, n * kvDim), L.wv, xn, kvDim, dim, L.bv);
+      for (let h = 0; h < nHeads; h++) rotateHead(q, h * headDim, pos, this.rope, ropeDim, ropeMode);
+
+      for (let kh = 0; kh < nKvHeads; kh++) {
+        const h0 = kh * group; // first query head reading this KV head
+        // scores[g, p] = q_(h0+g) · rope(k_p, p) / sqrt(headDim); each key is rotated once per KV head.
+        for (let p = 0; p < n; p++) {
+          const src = p * kvDim + kh * headDim;
+          for (let i = 0; i < headDim; i++) key[i] = K[src + i];
+          rotateHead(key, 0, p, this.rope, ropeDim, ropeMode);
+          for (let g = 0; g < group; g++) {
+            const qo = (h0 + g) * headDim;
+            let s = 0;
+            for (let i = 0; i < headDim; i++) s += q[qo + i] * key[i];
+            scores[g * n + p] = s * scale;
+          }
         }
-        let sum = 0;
-        for (let p = 0; p <= pos; p++) {
-          scores[p] = Math.exp(scores[p] - max);
-          sum += scores[p];
-        }
-        for (let i = 0; i < headDim; i++) {
-          let o = 0;
-          for (let p = 0; p <= pos; p++) o += scores[p] * V[p * kvDim + kh * headDim + i];
-          att[h * headDim + i] = o / sum;
+        for (let g = 0; g < group; g++) {
+          // Softmax over positions (max subtracted for range), then the weighted sum of values.
+          const so = g * n;
+          let max = -Infinity;
+          for (let p = 0; p < n; p++) if (scores[so + p] > max) max = scores[so + p];
+          let sum = 0;
+          for (let p = 0; p < n; p++) {
+            scores[so + p] = Math.exp(scores[so + p] - max);
+            sum += scores[so + p];
+          }
+          const ao = (h0 + g) * headDim;
+          for (let i = 0; i < headDim; i++) {
+            let o = 0;
+            for (let p = 0; p < n; p++) o += scores[so + p] * V[p * kvDim + kh * headDim + i];
+            att[ao + i] = o / sum;
+          }
         }
       }
-      matvec(tmp, L.wo, att, dim, qDim);
-      for (let i = 0; i < dim; i++) x[i] += tmp[i];
-      // MLP: down(silu(gate(x)) * up(x)).
+      matvec(proj, L.wo, att, dim, qDim);
+      for (let i = 0; i < dim; i++) x[i] += proj[i];
+
+      // MLP: wDown · (silu(wGate · xn) * (wUp · xn)).
       rmsnorm(xn, x, L.ffnNorm, c.rmsEps);
       matvec(gate, L.wGate, xn, ffnDim, dim);
       matvec(up, L.wUp, xn, ffnDim, dim);
       for (let i = 0; i < ffnDim; i++) gate[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
-      matvec(tmp, L.wDown, gate, dim, ffnDim);
-      for (let i = 0; i < dim; i++) x[i] += tmp[i];
+      matvec(proj, L.wDown, gate, dim, ffnDim);
+      for (let i = 0; i < dim; i++) x[i] += proj[i];
     }
-    this.pos++;
+
+    this.pos = n;
     rmsnorm(xn, x, this.outputNorm, c.rmsEps);
-    const logits = new Float32Array(c.vocabSize);
-    matvec(logits, this.output, xn, c.vocabSize, dim);
-    return logits;
+    matvec(this.s.logits, this.output, xn, c.vocabSize, dim);
   }
 }
 
@@ -197,15 +261,16 @@ export function greedyArgmax(logits: Float32Array): number {
   return best;
 }
 
-/** Greedy continuation on the CPU: n generated ids after the prompt. */
-export function cpuGenerateGreedy(model: CpuModel, prompt: number[], n: number): number[] {
+/** Greedy continuation on the CPU from a fresh sequence: the n ids generated after the prompt. */
+export function cpuGenerateGreedy(model: CpuModel, promptTokens: number[], n: number): number[] {
   model.reset();
   const out: number[] = [];
-  let logits = model.forward(prompt);
-  while (out.length < n) {
+  if (n <= 0) return out;
+  let logits = model.forward(promptTokens);
+  for (;;) {
     const next = greedyArgmax(logits);
     out.push(next);
-    if (out.length < n) logits = model.forward([next]);
+    if (out.length >= n) return out;
+    logits = model.forward([next]);
   }
-  return out;
 }
