@@ -95,6 +95,18 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
   });
 });
 
+describe.skipIf(!stories)(stories ? 'lost GPU device' : missingShared('models/stories260K.gguf'), () => {
+  it('a request after the device is lost fails with GPUError device-lost', async () => {
+    const ctx = await testContext('plain'); // a device of its own, so destroying it harms no other test
+    const engine = new Engine(ctx.device, { shaders: ctx.shaders, features: ctx.features });
+    await engine.load(await FileSource.open(stories!), { maxContext: 64 });
+    ctx.device.destroy();
+    await ctx.device.lost;
+    await new Promise((r) => setTimeout(r, 0));
+    await expect(engine.complete('Once', { maxTokens: 4 })).rejects.toMatchObject({ name: 'GPUError', code: 'device-lost' });
+  });
+});
+
 describe('engine load errors', () => {
   it('refuses an unsupported architecture with a typed error', async () => {
     const ctx = await testContext();
