@@ -94,15 +94,15 @@ interface Cut {
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})/;
 const HEADING = /^ {0,3}#{1,6}(?:[ \t]|$)/;
-// Punctuation that ends a sentence, closing quotes or brackets after it, then whitespace; a
-// lowercase letter next means an abbreviation ("e.g. the"), not a sentence end.
-const SENTENCE_END = /[.!?\u2026]["'\u2019\u201d)\]]*\s+(?!\p{Ll})|[\u3002\uff01\uff1f]["'\u2019\u201d)\]\u300d\u300f]*\s*/gu;
+// Punctuation that ends a sentence, closing quotes or brackets after it, then the whole run of
+// whitespace; a lowercase letter next means an abbreviation ("e.g. the"), not a sentence end.
+const SENTENCE_END = /[.!?\u2026]["'\u2019\u201d)\]]*\s+(?![\s\p{Ll}])|[\u3002\uff01\uff1f]["'\u2019\u201d)\]\u300d\u300f]*\s*/gu;
 const WHITESPACE_RUN = /\s+/g;
 
 /**
  * Every place in the text where a chunk may end, sorted by offset, one entry per offset with the
- * strongest level that applies there. All cuts sit at the end of a whitespace run (the heading
- * cut is at its line start, which follows a newline), except after CJK sentence punctuation.
+ * strongest level that applies there. All cuts sit at the end of a whitespace run (a heading
+ * cut is at its '#', after a newline and indentation), except after CJK sentence punctuation.
  */
 function findCuts(text: string): Cut[] {
   const levels = new Map<number, Level>();
@@ -129,7 +129,8 @@ function findCuts(text: string): Cut[] {
     if (fence === undefined) {
       if (f) fence = f[1];
       else if (HEADING.test(line)) {
-        mark(lineStart, Level.heading);
+        // After its indentation, so that the chunk starts at the '#'.
+        mark(lineStart + line.indexOf('#'), Level.heading);
         headingEnds.push(lineEnd);
       }
     } else if (f && f[1][0] === fence[0] && f[1].length >= fence.length && line.trim() === f[1]) {
