@@ -202,7 +202,7 @@ export function splitDocument(text: string, tokenizer: Tokenizer, settings: Part
     for (let i = cutIndex; i < cuts.length && cuts[i].at <= windowEnd; i++) window.push(cuts[i]);
 
     let end = chooseEnd(text, start, windowEnd, window, s, sentenceLimit, lineLimit, count);
-    end = absorbTrailingPiece(start, end, window, cuts, cutIndex, s, count);
+    end = absorbTrailingPiece(end, window, cuts, cutIndex, s, count);
     chunks.push({ index: chunks.length, text: text.slice(start, end), start, end, tokens: tokensTo(end) });
     start = end;
   }
@@ -293,7 +293,6 @@ function fitCharacters(text: string, start: number, bound: number, limit: number
  * tail becomes a chunk of its own.
  */
 function absorbTrailingPiece(
-  start: number,
   end: number,
   window: readonly Cut[],
   cuts: readonly Cut[],
