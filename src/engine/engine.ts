@@ -151,7 +151,7 @@ export class Engine {
     const tokens: number[] = [];
     let text = '';
     let finishReason: FinishReason = 'length';
-    const decoder = tokenizer.createStreamDecoder();
+    const decoder = tokenizer.createStreamDecoder({ stripLeadingSpace: false }); // generated text continues the prompt
     const stop = new StopMatcher(opts.stop ?? []);
     let ttftMs = 0;
     let prefillMs = 0;

@@ -18,7 +18,7 @@ import { rmsnormOp } from '../gpu/ops/rmsnorm.ts';
 import { buildRopeTable, ropeDispatch, uploadRopeTable } from '../gpu/ops/rope.ts';
 import { sampleDispatch, type SampleDispatch } from '../gpu/ops/sample.ts';
 import { uploadVector, uploadWeight, type GpuWeight } from '../gpu/weights.ts';
-import { PagedKvCache, type Sequence } from '../kv/paged-cache.ts';
+import { PagedKvCache, type PageSpan, type Sequence } from '../kv/paged-cache.ts';
 import { dequantize } from '../gguf/quant.ts';
 import type { LoadProgress } from '../engine/types.ts';
 import type { ModelConfig } from './config.ts';
@@ -36,6 +36,8 @@ export interface GpuModelOptions {
   maxContext: number;
   /** Largest number of tokens one prefill pass processes; longer prompts run in several passes. */
   maxBatch?: number;
+  /** KV pool size in tokens, shared by the sequence and cached chunks (default maxContext). */
+  kvBudgetTokens?: number;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -58,6 +60,42 @@ interface LayerWeights {
 /** Ops whose size follows the token count of the step. */
 interface Resizable {
   setTokens(n: number): void;
+}
+
+/**
+ * A chunk's KV, computed alone from position 0 and kept in pages of the pool. Sequences map the
+ * pages by reference at any position; nothing ever writes them again.
+ */
+export interface ChunkKV {
+  readonly tokens: readonly number[];
+  readonly spans: readonly PageSpan[];
+  /** Gives the pages back to the pool once no sequence maps them. */
+  release(): void;
+}
+
+/** How a linked request was computed, in prompt tokens. */
+export interface LinkStats {
+  /** Chunk tokens whose cached KV was used as is. */
+  reused: number;
+  /** Chunk tokens recomputed in place (AttnLink's first k of each chunk). */
+  recomputed: number;
+  /** Prefix and question tokens computed from scratch. */
+  computed: number;
+}
+
+/** The first `skip` tokens of a chunk's spans removed (the recomputed ones are not mapped). */
+function spansFrom(spans: readonly PageSpan[], skip: number): PageSpan[] {
+  const out: PageSpan[] = [];
+  for (const s of spans) {
+    const off = s.slotOffset ?? 0;
+    if (skip >= s.nTokens) {
+      skip -= s.nTokens;
+      continue;
+    }
+    out.push({ page: s.page, nTokens: s.nTokens - skip, slotOffset: off + skip });
+    skip = 0;
+  }
+  return out;
 }
 
 const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
@@ -119,7 +157,7 @@ export class GpuModel {
 
     // Everything that can be checked without allocating is checked first.
     checkFits(ctx, config, maxBatch);
-    const kv = new PagedKvCache(ctx, { nLayers: config.nLayers, nKvHeads, headDim }, maxContext);
+    const kv = new PagedKvCache(ctx, { nLayers: config.nLayers, nKvHeads, headDim }, Math.max(maxContext, opts.kvBudgetTokens ?? 0));
 
     // Weights: stream every tensor from the source, repack, upload.
     const total = allTensors(tensors).reduce((s, t) => s + t.byteLength, 0);
@@ -278,20 +316,33 @@ export class GpuModel {
    */
   async prefill(tokens: number[], sampling: SamplingParams, signal?: AbortSignal): Promise<number> {
     this.checkRoom(tokens.length);
+    this.checkTokens(tokens);
+    return this.runTokens(tokens, sampling, signal);
+  }
+
+  /**
+   * Runs tokens through the model in passes of at most maxBatch, at the next positions or at
+   * `positions` (one per token); samples after the last pass when `sampling` is given.
+   */
+  private async runTokens(tokens: number[], sampling: SamplingParams | undefined, signal?: AbortSignal, positions?: number[]): Promise<number> {
+    let result = -1;
+    for (let i = 0; i < tokens.length; i += this.maxBatch) {
+      throwIfAborted(signal);
+      const part = tokens.slice(i, i + this.maxBatch);
+      const last = i + this.maxBatch >= tokens.length;
+      this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(part));
+      const placed = positions ? positions.slice(i, i + this.maxBatch) : undefined;
+      result = await this.submitStep(part.length, 'prefill', last ? sampling : undefined, placed);
+    }
+    return result;
+  }
+
+  private checkTokens(tokens: readonly number[]): void {
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) {
         throw new UnsupportedModelError('bad-token', `token id ${t} is outside the model's vocabulary of ${this.config.vocabSize}`, { token: t });
       }
     }
-    let result = -1;
-    for (let i = 0; i < tokens.length; i += this.maxBatch) {
-      throwIfAborted(signal);
-      const chunk = tokens.slice(i, i + this.maxBatch);
-      const last = i + this.maxBatch >= tokens.length;
-      this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(chunk));
-      result = await this.submitStep(chunk.length, 'prefill', last ? sampling : undefined);
-    }
-    return result;
   }
 
   /**
@@ -317,6 +368,75 @@ export class GpuModel {
     const p = this.pending;
     this.pending = undefined;
     if (p) await p.catch(() => undefined);
+  }
+
+  /**
+   * Computes a chunk's KV alone, from position 0 (EPIC's chunk prefill), into pages that stay in
+   * the pool until the returned handle is released. The current sequence is left as it was.
+   */
+  async computeChunk(tokens: number[], signal?: AbortSignal): Promise<ChunkKV> {
+    this.checkTokens(tokens);
+    await this.settle();
+    const saved = this.seq;
+    this.seq = this.kv.newSequence();
+    try {
+      for (let i = 0; i < tokens.length; i += this.maxBatch) {
+        throwIfAborted(signal);
+        const part = tokens.slice(i, i + this.maxBatch);
+        this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(part));
+        await this.submitStep(part.length, 'prefill', undefined);
+      }
+      const spans = this.seq.spans();
+      const holder = this.kv.newSequence();
+      holder.mapShared(spans, 0);
+      return { tokens: [...tokens], spans, release: () => holder.release() };
+    } finally {
+      this.seq.release();
+      this.seq = saved;
+    }
+  }
+
+  /**
+   * Starts a sequence `[prefix] [chunk ...] [question]` from cached chunks and samples the first
+   * generated token. Chunk pages are placed at their absolute positions by reference (keys are
+   * stored unrotated, so no copy and no re-rotation); AttnLink then recomputes the first `k`
+   * tokens of every chunk, all chunks batched into one pass per layer, attending causally to
+   * everything before them, into private pages; then the question is prefilled.
+   * k = 0 is naive reuse; k ≥ a chunk's length recomputes that chunk entirely.
+   */
+  async prefillLinked(
+    parts: { prefix: number[]; chunks: readonly ChunkKV[]; question: number[]; k: number },
+    sampling: SamplingParams,
+    signal?: AbortSignal,
+  ): Promise<{ next: number; stats: LinkStats }> {
+    const { prefix, chunks, question, k } = parts;
+    if (question.length === 0) throw new UnsupportedModelError('empty-question', 'a linked request needs at least one question token to sample from');
+    const total = prefix.length + chunks.reduce((s, c) => s + c.tokens.length, 0) + question.length;
+    await this.beginSequence();
+    this.checkRoom(total);
+    this.checkTokens(prefix);
+    this.checkTokens(question);
+    const stats: LinkStats = { reused: 0, recomputed: 0, computed: prefix.length + question.length };
+    if (prefix.length > 0) await this.runTokens(prefix, undefined, signal);
+    // Place every chunk first, so each recomputed token sees all chunk KV before it.
+    let pos = prefix.length;
+    const recompute: number[] = [];
+    const recomputePositions: number[] = [];
+    for (const c of chunks) {
+      const kk = Math.min(Math.max(0, k), c.tokens.length);
+      for (let i = 0; i < kk; i++) {
+        recompute.push(c.tokens[i]);
+        recomputePositions.push(pos + i);
+      }
+      const rest = spansFrom(c.spans, kk);
+      if (rest.length > 0) this.seq.mapShared(rest, pos + kk);
+      stats.reused += c.tokens.length - kk;
+      stats.recomputed += kk;
+      pos += c.tokens.length;
+    }
+    if (recompute.length > 0) await this.runTokens(recompute, undefined, signal, recomputePositions);
+    const next = await this.runTokens(question, sampling, signal, Array.from(question, (_, i) => pos + i));
+    return { next, stats };
   }
 
   /** Logits of the last processed token (tests compare them with the CPU reference). */
@@ -358,9 +478,10 @@ export class GpuModel {
    * One step over n tokens: sizes every op, records one command buffer and submits it now; the
    * promise resolves to the sampled id once it is read back (-1 without sampling).
    */
-  private submitStep(n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined): Promise<number> {
+  private submitStep(n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined, placed?: number[]): Promise<number> {
     const { ctx, bufs, program, config } = this;
-    const { positions, slots } = this.seq.append(n);
+    const at = placed ? Uint32Array.from(placed) : undefined;
+    const { positions, slots } = at ? { positions: at, slots: this.seq.appendSlots(at) } : this.seq.append(n);
     const q = ctx.device.queue;
     q.writeBuffer(bufs.positions, 0, positions);
     q.writeBuffer(bufs.slots, 0, slots);
