@@ -41,6 +41,12 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
     expect(r.decodeTokPerS).toBeGreaterThan(0);
   });
 
+  it('generated text keeps the space its first token starts with', async () => {
+    const engine = await storiesEngine();
+    const r = await engine.complete('Once upon a time,', { maxTokens: 3 });
+    expect(r.text.startsWith(' there was')).toBe(true);
+  });
+
   it('stop strings end generation without emitting the stop text', async () => {
     const engine = await storiesEngine();
     const r = await engine.complete('Once upon a time', { maxTokens: 40, stop: ['Lily'] });
