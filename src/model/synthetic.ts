@@ -1,6 +1,7 @@
 // Synthetic models: GGUF files with random weights of real shapes, for tests and benchmarks of
 // shapes and sizes no small real model covers. Deterministic for a seed.
-import { GGMLType, quantize } from '../gguf/quant.ts';
+import { InvalidRequestError } from '../errors.ts';
+import { f16ToF32, f32ToF16, GGMLType, ggmlTypeInfo, ggmlTypeName, quantize, tensorByteLength } from '../gguf/quant.ts';
 import { gguf, writeGGUF, type GGUFTypedValue, type GGUFWriteTensor } from '../gguf/writer.ts';
 
 export interface SyntheticSpec {
@@ -14,7 +15,7 @@ export interface SyntheticSpec {
   /** Ignored when `vocab` is given (its token count is used). */
   vocabSize: number;
   contextLength: number;
-  /** Type of the matrices (norms and biases stay F32). */
+  /** GGMLType of the matrices: F32, F16, Q8_0 or Q4_0 (norms and biases stay F32). */
   weightType: number;
   tiedOutput?: boolean;
   ropeBase?: number;
@@ -26,7 +27,7 @@ export interface SyntheticSpec {
 
 const base = { contextLength: 4096, seed: 1, weightType: GGMLType.Q4_0 };
 
-/** Shapes of real models, and small shapes covering GQA ratios 1, 2, 4, 8 and head sizes 64, 128. */
+/** Shapes of real models, and small shapes covering GQA ratios 1, 2, 4, 7, 8 and head sizes 64, 128. */
 export const SYNTHETIC_PRESETS = {
   'qwen2.5-0.5b': { ...base, architecture: 'qwen2', nLayers: 24, dim: 896, nHeads: 14, nKvHeads: 2, headDim: 64, ffnDim: 4864, vocabSize: 151936, tiedOutput: true, ropeBase: 1e6, contextLength: 32768 },
   'llama-3.2-1b': { ...base, architecture: 'llama', nLayers: 16, dim: 2048, nHeads: 32, nKvHeads: 8, headDim: 64, ffnDim: 8192, vocabSize: 128256, tiedOutput: true, ropeBase: 500000, contextLength: 131072 },
@@ -34,11 +35,13 @@ export const SYNTHETIC_PRESETS = {
   'tiny-gqa2-h128': { ...base, architecture: 'llama', nLayers: 2, dim: 256, nHeads: 4, nKvHeads: 2, headDim: 128, ffnDim: 384, vocabSize: 384 },
   'tiny-gqa4-h64': { ...base, architecture: 'llama', nLayers: 2, dim: 256, nHeads: 8, nKvHeads: 2, headDim: 64, ffnDim: 320, vocabSize: 384 },
   'tiny-gqa8-h64': { ...base, architecture: 'llama', nLayers: 2, dim: 512, nHeads: 8, nKvHeads: 1, headDim: 64, ffnDim: 512, vocabSize: 384 },
+  // Qwen2's own grouping (14 query heads over 2 KV heads), biases, NEOX RoPE and a tied output head.
+  'tiny-qwen2-gqa7-h64': { ...base, architecture: 'qwen2', nLayers: 3, dim: 448, nHeads: 14, nKvHeads: 2, headDim: 64, ffnDim: 640, vocabSize: 512, tiedOutput: true, ropeBase: 1e6 },
 } satisfies Record<string, SyntheticSpec>;
 
 export type SyntheticPreset = keyof typeof SYNTHETIC_PRESETS;
 
-/** xorshift32: fast, seeded, good enough for weights. */
+/** xorshift32: fast, seeded, good enough for weights. Returns uniform values in [0, 1). */
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 0x9e3779b9;
   return () => {
@@ -51,11 +54,59 @@ function rng(seed: number): () => number {
   };
 }
 
-/** Uniform values with standard deviation `std` (uniform on ±std·√3). */
-function randomValues(n: number, std: number, next: () => number, mean = 0): Float32Array {
+/** Fills `out` with uniform values of standard deviation `std` around `mean` (uniform on mean ± std·√3). */
+function fillRandom(out: Float32Array, std: number, next: () => number, mean = 0): Float32Array {
   const a = std * Math.sqrt(3);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = mean + (2 * next() - 1) * a;
+  for (let i = 0; i < out.length; i++) out[i] = mean + (2 * next() - 1) * a;
+  return out;
+}
+
+// Rows are generated and encoded this many values at a time, so a big matrix never exists as one
+// f32 array (it would be 4x the size of its Q4_0 bytes).
+const CHUNK_VALUES = 1 << 20;
+
+/** A random (rows, cols) matrix of independent values, generated and encoded a few rows at a time. */
+function randomMatrix(type: GGMLType, rows: number, cols: number, std: number, next: () => number): Uint8Array {
+  const out = new Uint8Array(tensorByteLength(type, rows * cols));
+  const rowBytes = tensorByteLength(type, cols);
+  const chunkRows = Math.max(1, Math.floor(CHUNK_VALUES / cols));
+  const values = new Float32Array(chunkRows * cols); // (chunkRows, cols)
+  for (let r = 0; r < rows; r += chunkRows) {
+    const n = Math.min(chunkRows, rows - r);
+    out.set(quantize(type, fillRandom(values.subarray(0, n * cols), std, next)), r * rowBytes);
+  }
+  return out;
+}
+
+// Block-quantized matrices above this many values are assembled from a pool of quantized random
+// blocks instead: drawing and quantizing every value of a 1B-parameter model in JS takes minutes,
+// copying blocks takes seconds. The pool's f16 block scales are multiplied by the matrix's std
+// (which scales its values exactly), then runs of POOL_RUN blocks are copied from random offsets.
+// Rows still differ (the chance that two rows repeat the same runs is nil), so logits do not tie.
+const POOL_THRESHOLD = 1 << 22;
+const POOL_VALUES = 1 << 22;
+const POOL_RUN = 4;
+
+/** Pool blocks with every f16 scale multiplied by `std`: the same values scaled exactly. */
+function scalePool(type: GGMLType, pool: Uint8Array, std: number): Uint8Array {
+  const { typeSize } = ggmlTypeInfo(type);
+  const out = pool.slice();
+  const view = new DataView(out.buffer);
+  for (let o = 0; o < out.length; o += typeSize) view.setUint16(o, f32ToF16(f16ToF32(view.getUint16(o, true)) * std), true);
+  return out;
+}
+
+/** (rows, cols) Q8_0/Q4_0 matrix copied in runs of blocks from random offsets of a scaled pool. */
+function pooledMatrix(type: GGMLType, rows: number, cols: number, pool: Uint8Array, next: () => number): Uint8Array {
+  const { blockSize, typeSize } = ggmlTypeInfo(type);
+  const out = new Uint8Array(tensorByteLength(type, rows * cols));
+  const nBlocks = (rows * cols) / blockSize;
+  const poolBlocks = pool.length / typeSize;
+  for (let b = 0; b < nBlocks; b += POOL_RUN) {
+    const n = Math.min(POOL_RUN, nBlocks - b);
+    const from = Math.floor(next() * (poolBlocks - n + 1)) * typeSize;
+    out.set(pool.subarray(from, from + n * typeSize), b * typeSize);
+  }
   return out;
 }
 
@@ -89,30 +140,80 @@ function syntheticVocab(size: number): Record<string, GGUFTypedValue> {
 
 function vocabCount(vocab: Record<string, GGUFTypedValue>): number {
   const t = vocab['tokenizer.ggml.tokens'];
-  if (!t || !('values' in t)) throw new Error("the vocabulary metadata has no 'tokenizer.ggml.tokens' array");
+  if (!t || !('values' in t)) {
+    throw new InvalidRequestError('bad-spec', "the vocabulary metadata has no 'tokenizer.ggml.tokens' array; pass metadataFromFile() of a vocab GGUF", {});
+  }
   return t.values.length;
 }
 
-/** Writes a GGUF file (as bytes) holding a random-weight model of the given shape. */
+const WEIGHT_TYPES: readonly number[] = [GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0];
+
+function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
+  const bad = (what: string) => {
+    throw new InvalidRequestError('bad-spec', `synthetic model: ${what}`, {});
+  };
+  const { dim, nHeads, nKvHeads, headDim, ffnDim } = spec;
+  for (const [k, v] of Object.entries({ nLayers: spec.nLayers, dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize, contextLength: spec.contextLength })) {
+    if (!Number.isInteger(v) || v < 1) bad(`${k} must be a positive integer, got ${v}`);
+  }
+  if (nHeads % nKvHeads !== 0) bad(`${nHeads} query heads cannot be grouped over ${nKvHeads} KV heads`);
+  if (headDim % 2 !== 0) bad(`headDim ${headDim} must be even for RoPE`);
+  if (!WEIGHT_TYPES.includes(spec.weightType)) bad(`weightType ${ggmlTypeName(spec.weightType)} is not one of F32, F16, Q8_0, Q4_0`);
+  const block = ggmlTypeInfo(spec.weightType).blockSize;
+  for (const [k, v] of Object.entries({ dim, ffnDim, 'nHeads*headDim': nHeads * headDim })) {
+    if (v % block !== 0) bad(`${k} = ${v} must be a multiple of ${block} for ${ggmlTypeName(spec.weightType)} rows`);
+  }
+}
+
+/**
+ * Writes a GGUF file (as bytes) holding a random-weight model of the given shape.
+ *
+ * Scales: matrices have std 1/√fan_in so every projection keeps unit scale; the two residual
+ * branches' output projections are halved so the stream does not grow with depth; norm weights
+ * are ~1; embeddings are small (std 0.3/√dim). The output head is scaled so logits have a standard deviation of about
+ * 3: wide enough for clear greedy margins, not so wide that sampling is always greedy. Values are
+ * uniform with those standard deviations (cheaper than Gaussian, and the shape does not matter here).
+ * Big Q8_0/Q4_0 matrices reuse quantized blocks from a pool (see pooledMatrix) to be written fast.
+ */
 export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   const a = spec.architecture;
   const vocabMeta = spec.vocab ?? syntheticVocab(spec.vocabSize);
   const vocabSize = spec.vocab ? vocabCount(spec.vocab) : spec.vocabSize;
+  checkSpec(spec, vocabSize);
   const { dim, nHeads, nKvHeads, headDim, ffnDim } = spec;
+  const type = spec.weightType as GGMLType;
   const next = rng(spec.seed);
   const tensors: GGUFWriteTensor[] = [];
-  // Matrices have shape [cols, rows] (ggml order); N(0, 1/√cols) keeps each output ~unit scale.
+  // Matrices have shape [cols, rows] in ggml order: rows = out features, cols = in features.
+  const blockQuantized = type === GGMLType.Q8_0 || type === GGMLType.Q4_0;
+  let pool: Uint8Array | undefined; // POOL_VALUES quantized values of std 1, made on first use
+  const scaledPools = new Map<number, Uint8Array>(); // by std: a model uses only a few
   const matrix = (name: string, cols: number, rows: number, std = 1 / Math.sqrt(cols)) => {
-    const values = randomValues(rows * cols, std, next);
-    tensors.push({ name, shape: [cols, rows], type: spec.weightType as GGMLType, data: quantize(spec.weightType, values) });
+    let data: Uint8Array;
+    if (blockQuantized && rows * cols > POOL_THRESHOLD) {
+      pool ??= quantize(type, fillRandom(new Float32Array(POOL_VALUES), 1, next));
+      let scaled = scaledPools.get(std);
+      if (!scaled) scaledPools.set(std, (scaled = scalePool(type, pool, std)));
+      data = pooledMatrix(type, rows, cols, scaled, next);
+    } else {
+      data = randomMatrix(type, rows, cols, std, next);
+    }
+    tensors.push({ name, shape: [cols, rows], type, data });
   };
   const vector = (name: string, n: number, std: number, mean: number) => {
-    const values = randomValues(n, std, next, mean);
+    const values = fillRandom(new Float32Array(n), std, next, mean);
     tensors.push({ name, shape: [n], type: GGMLType.F32, data: new Uint8Array(values.buffer) });
   };
-  matrix('token_embd.weight', dim, vocabSize, 1);
-  vector('output_norm.weight', dim, 0.1, 1);
-  if (!spec.tiedOutput) matrix('output.weight', dim, vocabSize);
+  const logitStd = 3;
+  // Small embeddings (RMS 0.3/√dim), so the residual stream belongs to the layers' outputs. With a
+  // tied head the embedding left in the stream adds about embdStd·√dim·logitStd/rms(x) ≈ 1 to the
+  // current token's own logit; with unit embeddings that term is ~√dim and every step repeats it.
+  const embdStd = 0.3 / Math.sqrt(dim);
+  matrix('token_embd.weight', dim, vocabSize, embdStd);
+  // Tied: logits = token_embd · (norm(x) * w), whose std is embdStd·√dim·w, so w ≈ 10.
+  const outNormMean = spec.tiedOutput ? logitStd / (embdStd * Math.sqrt(dim)) : 1;
+  vector('output_norm.weight', dim, 0.1 * outNormMean, outNormMean);
+  if (!spec.tiedOutput) matrix('output.weight', dim, vocabSize, logitStd / Math.sqrt(dim));
   for (let l = 0; l < spec.nLayers; l++) {
     const p = `blk.${l}`;
     vector(`${p}.attn_norm.weight`, dim, 0.1, 1);
@@ -124,7 +225,6 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
       vector(`${p}.attn_k.bias`, nKvHeads * headDim, 0.1, 0);
       vector(`${p}.attn_v.bias`, nKvHeads * headDim, 0.1, 0);
     }
-    // Residual branches scaled down so the stream does not grow with depth.
     matrix(`${p}.attn_output.weight`, nHeads * headDim, dim, 0.5 / Math.sqrt(nHeads * headDim));
     vector(`${p}.ffn_norm.weight`, dim, 0.1, 1);
     matrix(`${p}.ffn_gate.weight`, dim, ffnDim);
