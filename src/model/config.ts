@@ -30,8 +30,8 @@ export interface ModelConfig {
   /** Q, K and V projections carry biases (qwen2). */
   qkvBias: boolean;
   hasRopeFreqs: boolean;
-  /** Type of most matrix weights (the one benchmarks and the UI report). */
-  weightType: number;
+  /** Type of most matrix weights, by bytes (the one benchmarks and the UI report). */
+  weightType: GGMLType;
 }
 
 export function configFromGGUF(file: GGUFFile): ModelConfig {
@@ -88,12 +88,12 @@ export function configFromGGUF(file: GGUFFile): ModelConfig {
 }
 
 /** The most common type among the 2-D weights, by bytes. */
-function dominantType(file: GGUFFile): number {
-  const bytes = new Map<number, number>();
+function dominantType(file: GGUFFile): GGMLType {
+  const bytes = new Map<GGMLType, number>();
   for (const t of file.tensors) {
     if (t.shape.length >= 2) bytes.set(t.type, (bytes.get(t.type) ?? 0) + t.byteLength);
   }
-  let best: number = GGMLType.F32;
+  let best: GGMLType = GGMLType.F32;
   let most = -1;
   for (const [type, b] of bytes) {
     if (b > most) {

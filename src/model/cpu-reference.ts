@@ -4,11 +4,10 @@
 // like the GPU pages; rotating a key by its own position is exactly what standard RoPE does at
 // store time, so the results are the same (tests check this against a rotate-then-store cache).
 // It is slow by design (one token at a time, no SIMD): meant for models up to ~10M parameters.
-import { InvalidRequestError, KVCacheError } from '../errors.ts';
+import { InvalidRequestError, KVCacheError, UnsupportedModelError } from '../errors.ts';
 import { dequantize } from '../gguf/quant.ts';
 import { parseGGUF, readTensorBytes, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
 import type { ByteSource } from '../gguf/source.ts';
-import { buildRopeTable } from '../gpu/ops/rope.ts';
 import { configFromGGUF, type ModelConfig } from './config.ts';
 import { resolveTensors } from './tensors.ts';
 
@@ -61,9 +60,36 @@ function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, eps: numbe
 }
 
 /**
+ * cos/sin of every (position, pair): angle pos * base^(-2i/ropeDim) / freqFactors[i], computed in
+ * f64. freqFactors is `rope_freqs.weight` (Llama 3 long-context scaling), which divides the
+ * frequencies like llama.cpp's freq_factors. Built here rather than shared with the GPU code so
+ * that the oracle does not inherit a mistake in the table the kernels use.
+ * Returns (maxPos, ropeDim/2, 2) values: cos then sin.
+ */
+export function ropeTable(maxPos: number, ropeDim: number, base: number, freqFactors?: Float32Array): Float32Array {
+  const half = ropeDim / 2;
+  if (freqFactors && freqFactors.length !== half) {
+    throw new UnsupportedModelError('bad-shape', `rope_freqs has ${freqFactors.length} values but RoPE rotates ${half} pairs`, {
+      tensor: 'rope_freqs.weight',
+      shape: String(freqFactors.length),
+      expected: String(half),
+    });
+  }
+  const table = new Float32Array(maxPos * half * 2);
+  for (let i = 0; i < half; i++) {
+    const freq = Math.pow(base, (-2 * i) / ropeDim) / (freqFactors ? freqFactors[i] : 1);
+    for (let pos = 0; pos < maxPos; pos++) {
+      table[(pos * half + i) * 2] = Math.cos(pos * freq);
+      table[(pos * half + i) * 2 + 1] = Math.sin(pos * freq);
+    }
+  }
+  return table;
+}
+
+/**
  * Rotates the head starting at v[off] in place by the angles of position `pos`; only its first
  * `ropeDim` values take part. 'norm' rotates pairs (2i, 2i+1), 'neox' pairs (i, i + ropeDim/2).
- * table: (maxPos, ropeDim/2) pairs of (cos, sin) from buildRopeTable.
+ * table: (maxPos, ropeDim/2, 2) cos and sin from ropeTable.
  */
 export function rotateHead(v: Float32Array, off: number, pos: number, table: Float32Array, ropeDim: number, mode: 'norm' | 'neox'): void {
   const half = ropeDim / 2;
@@ -98,7 +124,7 @@ export class CpuModel {
     readonly maxPos: number,
   ) {
     const { dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize } = config;
-    this.rope = buildRopeTable(maxPos, config.ropeDim, config.ropeBase, freqFactors);
+    this.rope = ropeTable(maxPos, config.ropeDim, config.ropeBase, freqFactors);
     for (let l = 0; l < config.nLayers; l++) {
       this.keys.push(new Float32Array(maxPos * nKvHeads * headDim));
       this.values.push(new Float32Array(maxPos * nKvHeads * headDim));
@@ -160,14 +186,43 @@ export class CpuModel {
     this.pos = 0;
   }
 
-  /** Appends tokens at the next positions and returns a copy of the last one's logits (vocab). */
-  forward(tokens: number[]): Float32Array {
+  /**
+   * Runs `tokens` at positions startPos, startPos+1, ... and returns a copy of the last one's
+   * logits (vocab). startPos defaults to the end of the sequence (append); a smaller value
+   * rewinds, dropping the cached tokens from startPos on (like llama2.c's `pos`).
+   */
+  forward(tokens: number[], startPos = this.pos): Float32Array {
+    this.begin(tokens, startPos);
+    for (const t of tokens) this.step(t);
+    return this.s.logits.slice();
+  }
+
+  /** Like forward, but returns the logits of every token: (tokens.length) arrays of (vocab). */
+  forwardAll(tokens: number[], startPos = this.pos): Float32Array[] {
+    this.begin(tokens, startPos);
+    const out: Float32Array[] = [];
+    for (const t of tokens) {
+      this.step(t);
+      out.push(this.s.logits.slice());
+    }
+    return out;
+  }
+
+  /** Checks a call before any work, then moves the sequence end to startPos. */
+  private begin(tokens: number[], startPos: number): void {
     if (tokens.length === 0) throw new InvalidRequestError('empty-input', 'CpuModel.forward needs at least one token');
-    if (this.pos + tokens.length > this.maxPos) {
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos > this.pos) {
+      throw new InvalidRequestError(
+        'bad-position',
+        `startPos ${startPos} must be an integer between 0 and the sequence length ${this.pos}: positions cannot be skipped`,
+        { startPos, length: this.pos },
+      );
+    }
+    if (startPos + tokens.length > this.maxPos) {
       throw new KVCacheError(
         'kv-cache-full',
-        `the CPU reference holds ${this.maxPos} positions; ${this.pos} are used and ${tokens.length} more were given (load it with a larger maxPos, or reset)`,
-        { maxPos: this.maxPos, used: this.pos, requested: tokens.length },
+        `the CPU reference holds ${this.maxPos} positions; ${startPos} are used and ${tokens.length} more were given (load it with a larger maxPos, or reset)`,
+        { maxPos: this.maxPos, used: startPos, requested: tokens.length },
       );
     }
     for (const t of tokens) {
@@ -175,8 +230,7 @@ export class CpuModel {
         throw new InvalidRequestError('bad-token', `token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1})`, { token: t });
       }
     }
-    for (const t of tokens) this.step(t);
-    return this.s.logits.slice();
+    this.pos = startPos;
   }
 
   /** One token at position this.pos through every layer; leaves its logits in s.logits. */
@@ -255,22 +309,27 @@ export class CpuModel {
 }
 
 /** Index of the largest logit (ties: the lowest id). */
-export function greedyArgmax(logits: Float32Array): number {
+export function greedy(logits: Float32Array): number {
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
   return best;
 }
 
+
 /** Greedy continuation on the CPU from a fresh sequence: the n ids generated after the prompt. */
-export function cpuGenerateGreedy(model: CpuModel, promptTokens: number[], n: number): number[] {
+export function cpuGenerate(model: CpuModel, promptTokens: number[], n: number): number[] {
   model.reset();
   const out: number[] = [];
   if (n <= 0) return out;
   let logits = model.forward(promptTokens);
   for (;;) {
-    const next = greedyArgmax(logits);
+    const next = greedy(logits);
     out.push(next);
     if (out.length >= n) return out;
     logits = model.forward([next]);
   }
 }
+
+/** Older names of `greedy` and `cpuGenerate`, still imported by the engine and model tests. */
+export const greedyArgmax = greedy;
+export const cpuGenerateGreedy = cpuGenerate;

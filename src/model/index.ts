@@ -1,0 +1,6 @@
+// Public surface of the model layer: config from GGUF metadata, the tensor-name table, the CPU
+// reference forward pass and synthetic models.
+export { configFromGGUF, describeConfig, SUPPORTED_ARCHITECTURES, type Architecture, type ModelConfig } from './config.ts';
+export { resolveTensors, type ResolvedTensors } from './tensors.ts';
+export { CpuModel, cpuGenerate, greedy, ropeTable, rotateHead } from './cpu-reference.ts';
+export { makeSyntheticModel, SYNTHETIC_PRESETS, type SyntheticPreset, type SyntheticSpec } from './synthetic.ts';
