@@ -138,6 +138,10 @@ function syntheticVocab(size: number): Record<string, GGUFTypedValue> {
   };
 }
 
+function tokenizerKeys(meta: Record<string, GGUFTypedValue>): Record<string, GGUFTypedValue> {
+  return Object.fromEntries(Object.entries(meta).filter(([k]) => k.startsWith('tokenizer.')));
+}
+
 function vocabCount(vocab: Record<string, GGUFTypedValue>): number {
   const t = vocab['tokenizer.ggml.tokens'];
   if (!t || !('values' in t)) {
@@ -177,7 +181,8 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
  */
 export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   const a = spec.architecture;
-  const vocabMeta = spec.vocab ?? syntheticVocab(spec.vocabSize);
+  // Only the tokenizer keys of a vocab GGUF: its general.* and {arch}.* keys describe another model.
+  const vocabMeta = spec.vocab ? tokenizerKeys(spec.vocab) : syntheticVocab(spec.vocabSize);
   const vocabSize = spec.vocab ? vocabCount(spec.vocab) : spec.vocabSize;
   checkSpec(spec, vocabSize);
   const { dim, nHeads, nKvHeads, headDim, ffnDim } = spec;
