@@ -62,7 +62,8 @@ async function rotateThenStoreLogits(source: ByteSource, file: GGUFFile, tokens:
       v[b] = x0 * Math.sin(theta) + x1 * Math.cos(theta);
     }
   };
-  const layers = [];
+  type RefLayer = Record<'an' | 'wq' | 'wk' | 'wv' | 'wo' | 'fn' | 'wg' | 'wu' | 'wd', Float32Array> & Partial<Record<'bq' | 'bk' | 'bv', Float32Array>>;
+  const layers: RefLayer[] = [];
   for (const L of t.layers) {
     layers.push({
       an: await must(L.attnNorm), wq: await must(L.wq), wk: await must(L.wk), wv: await must(L.wv),
@@ -133,7 +134,7 @@ describe.skipIf(!stories)(stories ? 'CPU reference on stories260K' : missingShar
     const batched = model.forward(prompt);
     expect(model.length).toBe(prompt.length);
     model.reset();
-    let inc = new Float32Array(0);
+    let inc: Float32Array = new Float32Array(0);
     for (const t of prompt) inc = model.forward([t]);
     expect(Array.from(inc)).toEqual(Array.from(batched));
     // A split in the middle changes nothing either.
