@@ -174,7 +174,7 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
  *
  * Scales: matrices have std 1/√fan_in so every projection keeps unit scale; the two residual
  * branches' output projections are halved so the stream does not grow with depth; norm weights
- * are ~1; embeddings are small (std 0.3/√dim). The output head is scaled so logits have a standard deviation of about
+ * are ~1; embeddings are small (std 0.1/√dim). The output head is scaled so logits have a standard deviation of about
  * 3: wide enough for clear greedy margins, not so wide that sampling is always greedy. Values are
  * uniform with those standard deviations (cheaper than Gaussian, and the shape does not matter here).
  * Big Q8_0/Q4_0 matrices reuse quantized blocks from a pool (see pooledMatrix) to be written fast.
@@ -210,12 +210,12 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
     tensors.push({ name, shape: [n], type: GGMLType.F32, data: new Uint8Array(values.buffer) });
   };
   const logitStd = 3;
-  // Small embeddings (RMS 0.3/√dim), so the residual stream belongs to the layers' outputs. With a
-  // tied head the embedding left in the stream adds about embdStd·√dim·logitStd/rms(x) ≈ 1 to the
+  // Small embeddings (RMS 0.1/√dim), so the residual stream belongs to the layers' outputs. With a
+  // tied head the embedding left in the stream adds about embdStd·√dim·logitStd/rms(x) < 1 to the
   // current token's own logit; with unit embeddings that term is ~√dim and every step repeats it.
-  const embdStd = 0.3 / Math.sqrt(dim);
+  const embdStd = 0.1 / Math.sqrt(dim);
   matrix('token_embd.weight', dim, vocabSize, embdStd);
-  // Tied: logits = token_embd · (norm(x) * w), whose std is embdStd·√dim·w, so w ≈ 10.
+  // Tied: logits = token_embd · (norm(x) * w), whose std is embdStd·√dim·w, so w ≈ 30.
   const outNormMean = spec.tiedOutput ? logitStd / (embdStd * Math.sqrt(dim)) : 1;
   vector('output_norm.weight', dim, 0.1 * outNormMean, outNormMean);
   if (!spec.tiedOutput) matrix('output.weight', dim, vocabSize, logitStd / Math.sqrt(dim));
