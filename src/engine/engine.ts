@@ -6,19 +6,27 @@ import { parseGGUF, type GGUFFile } from '../gguf/reader.ts';
 import { GpuContext, describeAdapter, type GpuFeatures } from '../gpu/context.ts';
 import type { ShaderSources } from '../gpu/shaders.ts';
 import { configFromGGUF, type ModelConfig } from '../model/config.ts';
-import { GpuModel, type SamplingParams } from '../model/gpu-model.ts';
+import { GpuModel, type ChunkKV, type SamplingParams } from '../model/gpu-model.ts';
+import { KVCacheError } from '../errors.ts';
+import { chunkId, fingerprintFromParts } from '../kv/chunk-id.ts';
+import { splitDocument, type ChunkerSettings } from '../kv/chunker.ts';
 import { ggmlTypeName } from '../gguf/quant.ts';
 import { createTokenizer, renderChatTemplate, type Tokenizer } from '../tokenizer/index.ts';
 import { StopMatcher } from './stop.ts';
 import type {
+  DocumentsInput,
   FinishReason,
   GenerateInput,
   GenerateOptions,
   GenerationResult,
+  LinkMethod,
   LoadOptions,
   ModelInfo,
   TokenEvent,
 } from './types.ts';
+
+/** Tokens AttnLink recomputes at the start of each chunk unless a request says otherwise. */
+export const DEFAULT_ATTNLINK_K = 4;
 
 export interface EngineOptions {
   shaders: ShaderSources;
@@ -32,6 +40,17 @@ interface Loaded {
   tokenizer: Tokenizer;
   model: GpuModel;
   info: ModelInfo;
+  /** Identifies the weights in chunk ids, so KV is never reused across models. */
+  fingerprint: string;
+  /** Chunk KV by chunk id, in least-recently-used order (oldest first). */
+  chunks: Map<string, ChunkKV>;
+}
+
+/** A documents request laid out: the prompt, and how to compute it. */
+interface DocumentsPlan {
+  prefix: number[];
+  chunks: { id: string; tokens: number[] }[];
+  question: number[];
 }
 
 const DEFAULT_MAX_CONTEXT = 4096;
@@ -58,6 +77,8 @@ export class Engine {
     const maxContext = Math.min(config.contextLength, opts.maxContext ?? DEFAULT_MAX_CONTEXT);
     const model = await GpuModel.load(this.ctx, source, file, config, {
       maxContext,
+      // Room for cached chunks beside the running sequence.
+      kvBudgetTokens: opts.kvBudgetTokens ?? 2 * maxContext,
       onProgress: opts.onProgress,
       signal: opts.signal,
     });
@@ -77,7 +98,13 @@ export class Engine {
       adapter: this.opts.adapterInfo ?? describeAdapter(undefined),
       features: { shaderF16: this.opts.features.shaderF16, subgroups: this.opts.features.subgroups },
     };
-    this.loaded = { file, config, tokenizer, model, info };
+    const fingerprint = fingerprintFromParts([
+      config.architecture,
+      info.name,
+      String(file.fileSize),
+      ...file.tensors.map((t) => `${t.name}:${t.type}:${t.shape.join('x')}`),
+    ]);
+    this.loaded = { file, config, tokenizer, model, info, fingerprint, chunks: new Map() };
     opts.onProgress?.({ phase: 'ready', loadedBytes: source.size, totalBytes: source.size });
     return info;
   }
@@ -96,6 +123,7 @@ export class Engine {
   }
 
   unload(): void {
+    for (const c of this.loaded?.chunks.values() ?? []) c.release();
     this.loaded?.model.destroy();
     this.loaded = undefined;
   }
@@ -111,6 +139,10 @@ export class Engine {
   /** Prompt token ids for an input: raw text gets BOS when the model adds one; messages go through the chat template. */
   promptTokens(input: GenerateInput): number[] {
     const { tokenizer, file } = this.require();
+    if (typeof input === 'object' && 'documents' in input) {
+      const plan = this.planDocuments(input);
+      return [...plan.prefix, ...plan.chunks.flatMap((c) => c.tokens), ...plan.question];
+    }
     if (typeof input === 'string') return tokenizer.encode(input, { addBos: tokenizer.addBos, parseSpecial: false });
     if ('tokens' in input) {
       for (const t of input.tokens) {
@@ -137,7 +169,13 @@ export class Engine {
     if (!Number.isInteger(maxTokens) || maxTokens < 0) {
       throw new InvalidRequestError('bad-max-tokens', `maxTokens must be a non-negative integer, got ${maxTokens}`);
     }
-    const promptTokens = this.promptTokens(input);
+    const docs = typeof input === 'object' && 'documents' in input ? await this.identify(this.planDocuments(input)) : undefined;
+    const promptTokens = docs ? [...docs.prefix, ...docs.chunks.flatMap((c) => c.tokens), ...docs.question] : this.promptTokens(input);
+    const method: LinkMethod = opts.method ?? 'attnlink';
+    const k = opts.k ?? DEFAULT_ATTNLINK_K;
+    if (!['full', 'naive', 'attnlink'].includes(method)) throw new InvalidRequestError('bad-method', `method must be full, naive or attnlink, got '${method}'`);
+    if (!Number.isInteger(k) || k < 0) throw new InvalidRequestError('bad-k', `k must be a non-negative integer, got ${k}`);
+    let link: Pick<GenerationResult, 'reusedTokens' | 'recomputedTokens' | 'computedTokens' | 'chunks'> = {};
     if (promptTokens.length === 0) throw new InvalidRequestError('empty-prompt', 'the prompt has no tokens; give some text or add BOS');
     if (promptTokens.length >= model.maxContext) {
       throw new InvalidRequestError(
@@ -162,9 +200,24 @@ export class Engine {
       if (maxTokens === 0) {
         return { promptTokens, tokens, text, finishReason, ttftMs, prefillTokPerS: 0, decodeTokPerS: 0 };
       }
-      await model.beginSequence();
       const t0 = performance.now();
-      let next = await model.prefill(promptTokens, sampling, signal);
+      let next: number;
+      if (docs && method !== 'full') {
+        const r = await this.prefillDocuments(docs, method === 'naive' ? 0 : k, sampling, signal);
+        next = r.next;
+        link = r.link;
+      } else {
+        await model.beginSequence();
+        next = await model.prefill(promptTokens, sampling, signal);
+        if (docs) {
+          link = {
+            reusedTokens: 0,
+            recomputedTokens: 0,
+            computedTokens: promptTokens.length,
+            chunks: docs.chunks.map((c) => ({ id: c.id, tokens: c.tokens.length, cached: false })),
+          };
+        }
+      }
       prefillMs = performance.now() - t0;
       ttftMs = prefillMs;
       let tDecode = performance.now();
@@ -214,6 +267,7 @@ export class Engine {
       tokens,
       text,
       finishReason,
+      ...link,
       ttftMs,
       prefillTokPerS: prefillMs > 0 ? (promptTokens.length / prefillMs) * 1000 : 0,
       // The first generated token comes from prefill; decode steps produced the rest.
@@ -229,6 +283,67 @@ export class Engine {
       if (r.done) return r.value;
       onToken?.(r.value);
     }
+  }
+
+  /** Splits the documents into chunks (KVSplit) and lays out `[BOS] [chunk ...] [question]`. */
+  private planDocuments(input: DocumentsInput, settings: Partial<ChunkerSettings> = {}): DocumentsPlan {
+    const { tokenizer } = this.require();
+    if (!Array.isArray(input.documents) || input.documents.some((d) => typeof d !== 'string')) {
+      throw new InvalidRequestError('bad-documents', 'documents must be an array of strings');
+    }
+    const question = tokenizer.encode(input.question);
+    if (question.length === 0) throw new InvalidRequestError('empty-question', 'the question has no tokens');
+    const chunks = input.documents.flatMap((d) => splitDocument(d, tokenizer, settings)).map((c) => ({ id: '', tokens: c.tokens }));
+    return { prefix: tokenizer.addBos ? [tokenizer.bosId] : [], chunks, question };
+  }
+
+  private async identify(plan: DocumentsPlan): Promise<DocumentsPlan> {
+    const { fingerprint } = this.require();
+    for (const c of plan.chunks) c.id = await chunkId({ modelFingerprint: fingerprint, tokens: c.tokens, settings: { chunkBos: false } });
+    return plan;
+  }
+
+  /** Computes the chunks not cached yet, then links them; evicts older chunks when the KV pool is full. */
+  private async prefillDocuments(plan: DocumentsPlan, k: number, sampling: SamplingParams, signal?: AbortSignal) {
+    const { model, chunks: cache } = this.require();
+    const inRequest = new Set(plan.chunks.map((c) => c.id));
+    const withRoom = async <T>(f: () => Promise<T>): Promise<T> => {
+      try {
+        return await f();
+      } catch (err) {
+        if (!(err instanceof KVCacheError && err.code === 'kv-cache-full')) throw err;
+        // Least recently used first; chunks of this request stay.
+        for (const [id, c] of cache) {
+          if (!inRequest.has(id)) {
+            c.release();
+            cache.delete(id);
+          }
+        }
+        return f();
+      }
+    };
+    const kvs: ChunkKV[] = [];
+    const info: { id: string; tokens: number; cached: boolean }[] = [];
+    // Chunk tokens beyond the first k: reused when the chunk was cached, computed when it was not.
+    let reused = 0;
+    let computedChunks = 0;
+    for (const c of plan.chunks) {
+      let kv = cache.get(c.id);
+      const cached = kv !== undefined;
+      if (kv) cache.delete(c.id); // re-inserted below as the most recently used
+      else kv = await withRoom(() => model.computeChunk(c.tokens, signal));
+      cache.set(c.id, kv);
+      kvs.push(kv);
+      info.push({ id: c.id, tokens: c.tokens.length, cached });
+      const kept = c.tokens.length - Math.min(k, c.tokens.length);
+      if (cached) reused += kept;
+      else computedChunks += kept;
+    }
+    const r = await withRoom(() => model.prefillLinked({ prefix: plan.prefix, chunks: kvs, question: plan.question, k }, sampling, signal));
+    return {
+      next: r.next,
+      link: { reusedTokens: reused, recomputedTokens: r.stats.recomputed, computedTokens: r.stats.computed + computedChunks, chunks: info },
+    };
   }
 
   private require(): Loaded {

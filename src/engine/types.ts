@@ -13,6 +13,8 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** Upper bound on the context length (tokens); defaults to min(model context, 4096). */
   maxContext?: number;
+  /** KV pool in tokens, shared by the running sequence and cached document chunks (default 2 × maxContext). */
+  kvBudgetTokens?: number;
 }
 
 export interface ModelInfo {
@@ -47,10 +49,29 @@ export interface GenerateOptions {
   /** Strings that end generation; the stop text itself is not emitted. */
   stop?: string[];
   signal?: AbortSignal;
+  /** Documents requests only (default 'attnlink'). */
+  method?: LinkMethod;
+  /** Tokens recomputed at the start of each chunk by 'attnlink' (default DEFAULT_ATTNLINK_K). */
+  k?: number;
 }
 
-/** A prompt: raw text (BOS added when the model adds one), token ids, or chat messages rendered by the model's template. */
-export type GenerateInput = string | { tokens: number[] } | { messages: ChatMessage[] };
+/**
+ * Documents and a question: each document is split into chunks (KVSplit) whose KV is computed
+ * once, cached by content, and linked in front of the question: `[BOS] [chunk ...] [question]`.
+ */
+export interface DocumentsInput {
+  documents: string[];
+  question: string;
+}
+
+/** A prompt: raw text (BOS added when the model adds one), token ids, chat messages rendered by the model's template, or documents and a question. */
+export type GenerateInput = string | { tokens: number[] } | { messages: ChatMessage[] } | DocumentsInput;
+
+/**
+ * How a documents request uses cached chunk KV: 'full' recomputes everything (no reuse),
+ * 'naive' reuses every chunk's KV as is, 'attnlink' recomputes the first k tokens of each chunk.
+ */
+export type LinkMethod = 'full' | 'naive' | 'attnlink';
 
 export interface TokenEvent {
   tokenId: number;
@@ -68,4 +89,12 @@ export interface GenerationResult {
   ttftMs: number;
   prefillTokPerS: number;
   decodeTokPerS: number;
+  /** Documents requests: prompt tokens whose cached KV was used as is. */
+  reusedTokens?: number;
+  /** Documents requests: chunk tokens recomputed in place (AttnLink). */
+  recomputedTokens?: number;
+  /** Documents requests: prompt tokens computed from scratch (BOS, question, chunks that were not cached, or all with 'full'). */
+  computedTokens?: number;
+  /** Documents requests: the chunks in prompt order. */
+  chunks?: { id: string; tokens: number; cached: boolean }[];
 }

@@ -47,6 +47,30 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
     expect(r.text.startsWith(' there was')).toBe(true);
   });
 
+  it('documents: chunks are computed once, reused by later requests, and k ≥ chunk length equals full', async () => {
+    const engine = await storiesEngine();
+    const input = {
+      documents: ['Lily had a red ball. She liked to throw it high in the sky.\n\nOne day the ball fell in the pond.', 'Tom was a big dog. He liked to run in the park.'],
+      question: 'Then Lily and Tom',
+    };
+    const full = await engine.complete(input, { maxTokens: 12, method: 'full' });
+    expect(full.computedTokens).toBe(full.promptTokens.length);
+    expect(full.reusedTokens).toBe(0);
+    const first = await engine.complete(input, { maxTokens: 12, method: 'attnlink', k: 2 });
+    expect(first.chunks!.length).toBeGreaterThanOrEqual(2);
+    expect(first.chunks!.every((c) => !c.cached)).toBe(true);
+    expect(first.reusedTokens).toBe(0);
+    const second = await engine.complete(input, { maxTokens: 12, method: 'attnlink', k: 2 });
+    expect(second.chunks!.every((c) => c.cached)).toBe(true);
+    expect(second.chunks!.map((c) => c.id)).toEqual(first.chunks!.map((c) => c.id));
+    expect(second.recomputedTokens).toBe(2 * second.chunks!.length);
+    expect(second.reusedTokens! + second.recomputedTokens! + second.computedTokens!).toBe(second.promptTokens.length);
+    expect(second.tokens).toEqual(first.tokens);
+    const exact = await engine.complete(input, { maxTokens: 12, method: 'attnlink', k: 10_000 });
+    expect(exact.tokens).toEqual(full.tokens);
+    expect(exact.promptTokens).toEqual(full.promptTokens);
+  });
+
   it('stop strings end generation without emitting the stop text', async () => {
     const engine = await storiesEngine();
     const r = await engine.complete('Once upon a time', { maxTokens: 40, stop: ['Lily'] });
