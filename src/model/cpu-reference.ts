@@ -315,7 +315,6 @@ export function greedy(logits: Float32Array): number {
   return best;
 }
 
-
 /** Greedy continuation on the CPU from a fresh sequence: the n ids generated after the prompt. */
 export function cpuGenerate(model: CpuModel, promptTokens: number[], n: number): number[] {
   model.reset();
