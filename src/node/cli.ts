@@ -15,8 +15,13 @@ export const usage = `Usage:
       --seed S           sampling seed, an integer in [0, 2^32)
       --stop TEXT        end generation at TEXT (repeatable)
       --chat             send the prompt as a user message through the model's chat template
+      --doc FILE         a document to put in front of the prompt (repeatable, in order); each is
+                         split into chunks whose KV is computed once and reused (KVSplit)
+      --method M         with --doc: full | naive | attnlink (default attnlink)
+      --k K              with --doc: tokens AttnLink recomputes at the start of each chunk
       --json             print one JSON object: promptTokens, tokens, text, ttftMs,
-                         prefillTokPerS, decodeTokPerS, finishReason
+                         prefillTokPerS, decodeTokPerS, finishReason (with --doc also
+                         reusedTokens, recomputedTokens, computedTokens, chunks)
   chunklm tokenize --model FILE (--text TEXT | --file PATH) [--add-bos] [--parse-special] [--json]
       Token ids of the text under the model's tokenizer. By default no BOS is added and
       special-token text such as <s> is encoded literally. Needs no GPU.
@@ -38,6 +43,9 @@ const generateOptions = {
   seed: { type: 'string' },
   stop: { type: 'string', multiple: true },
   chat: { type: 'boolean' },
+  doc: { type: 'string', multiple: true },
+  method: { type: 'string' },
+  k: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
@@ -120,7 +128,20 @@ async function generateCommand(args: string[]): Promise<number> {
     stop: values.stop,
   };
   const json = values.json === true;
-  const input: GenerateInput = values.chat ? { messages: [{ role: 'user', content: prompt }] } : prompt;
+  const docs = values.doc ?? [];
+  if (docs.length === 0 && (values.method !== undefined || values.k !== undefined)) throw usageError('--method and --k apply to --doc requests');
+  if (docs.length > 0 && values.chat) throw usageError('--chat and --doc cannot be combined yet');
+  if (values.method !== undefined) {
+    if (!['full', 'naive', 'attnlink'].includes(values.method)) throw usageError(`--method must be full, naive or attnlink, got '${values.method}'`);
+    opts.method = values.method as GenerateOptions['method'];
+  }
+  opts.k = numberFlag(values.k, '--k', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+  const input: GenerateInput =
+    docs.length > 0
+      ? { documents: await Promise.all(docs.map((d) => readTextFile(d, '--doc'))), question: prompt }
+      : values.chat
+        ? { messages: [{ role: 'user', content: prompt }] }
+        : prompt;
 
   const source = await FileSource.open(model);
   try {
@@ -152,7 +173,10 @@ async function generateCommand(args: string[]): Promise<number> {
     engine.unload();
     if (json) {
       const { promptTokens, tokens, text, ttftMs, prefillTokPerS, decodeTokPerS, finishReason } = result;
-      process.stdout.write(`${JSON.stringify({ promptTokens, tokens, text, ttftMs, prefillTokPerS, decodeTokPerS, finishReason })}\n`);
+      const linked = docs.length > 0
+        ? { reusedTokens: result.reusedTokens, recomputedTokens: result.recomputedTokens, computedTokens: result.computedTokens, chunks: result.chunks }
+        : {};
+      process.stdout.write(`${JSON.stringify({ promptTokens, tokens, text, ttftMs, prefillTokPerS, decodeTokPerS, finishReason, ...linked })}\n`);
     } else {
       process.stdout.write('\n');
       process.stderr.write(`[chunklm] ${formatMetrics(result)}\n`);
@@ -171,7 +195,7 @@ async function tokenizeCommand(args: string[]): Promise<number> {
   }
   const model = required(values.model, '--model');
   if ((values.text === undefined) === (values.file === undefined)) throw usageError('give exactly one of --text TEXT or --file PATH');
-  const text = values.text ?? (await readTextFile(values.file as string));
+  const text = values.text ?? (await readTextFile(values.file as string, '--file'));
   const source = await FileSource.open(model);
   let tokens: number[];
   try {
@@ -186,12 +210,12 @@ async function tokenizeCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-async function readTextFile(path: string): Promise<string> {
+async function readTextFile(path: string, flag: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new InvalidRequestError('read-failed', `cannot read --file ${path} (${code})`, { path, errno: code });
+    throw new InvalidRequestError('read-failed', `cannot read ${flag} ${path} (${code})`, { path, errno: code });
   }
 }
 
