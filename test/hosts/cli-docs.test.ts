@@ -1,0 +1,44 @@
+// `chunklm generate --doc`: documents split into chunks, linked in front of the prompt.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { missingShared, projectRoot, sharedFile } from '../helpers/shared.ts';
+
+const stories = sharedFile('models/stories260K.gguf');
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, [resolve(projectRoot, 'bin/chunklm.mjs'), ...args], { cwd: projectRoot, encoding: 'utf8', timeout: 180_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('chunklm CLI --doc usage errors', () => {
+  it('--method without --doc, an unknown method and a bad k exit with status 2', () => {
+    const a = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--method', 'naive']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain('--method and --k apply to --doc requests');
+    const b = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--doc', 'd.txt', '--method', 'magic']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain("--method must be full, naive or attnlink, got 'magic'");
+  });
+});
+
+describe.skipIf(!stories)(stories ? 'chunklm generate --doc on stories260K' : missingShared('models/stories260K.gguf'), () => {
+  it('--json reports chunks and token accounting; attnlink with k beyond the chunk length equals full', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chunklm-docs-'));
+    writeFileSync(join(dir, 'a.txt'), 'Lily had a red ball. She liked to throw it high in the sky.\n\nOne day the ball fell in the pond.\n');
+    writeFileSync(join(dir, 'b.txt'), 'Tom was a big dog. He liked to run in the park.\n');
+    const base = ['generate', '--model', stories!, '--doc', join(dir, 'a.txt'), '--doc', join(dir, 'b.txt'), '--prompt', 'Then Lily and Tom', '--max-tokens', '8', '--json'];
+    const full = cli([...base, '--method', 'full']);
+    expect(full.stderr).toBe('');
+    expect(full.code).toBe(0);
+    const f = JSON.parse(full.stdout);
+    expect(f.computedTokens).toBe(f.promptTokens.length);
+    const linked = JSON.parse(cli([...base, '--method', 'attnlink', '--k', '1000']).stdout);
+    expect(linked.tokens).toEqual(f.tokens);
+    expect(linked.chunks.length).toBeGreaterThanOrEqual(2);
+    for (const c of linked.chunks) expect(c.id).toMatch(/^[0-9a-f]{64}$/);
+    expect(linked.reusedTokens + linked.recomputedTokens + linked.computedTokens).toBe(linked.promptTokens.length);
+  });
+});
