@@ -1,0 +1,238 @@
+// Position-independent chunk cache benchmark (`npm run bench:pic`), on one adapter in one run:
+//   1. quality of naive reuse and AttnLink (k in 1..32) against full prefill on stories260K, on
+//      stories the model wrote itself, for chunks cut with and without their own BOS; the default
+//      k is chosen from these numbers;
+//   2. time to first token of full prefill, naive reuse and AttnLink with that k, as the number of
+//      cached chunks and their length grow, on stories260K and a synthetic model;
+// then writes bench/results/pic-<adapter>.json and .md (tables and text charts).
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { GpuContext } from '../src/gpu/context.ts';
+import { FileSource } from '../src/gguf/node-file-source.ts';
+import { parseGGUF, type GGUFFile } from '../src/gguf/reader.ts';
+import { MemorySource, type ByteSource } from '../src/gguf/source.ts';
+import { configFromGGUF } from '../src/model/config.ts';
+import { GpuModel } from '../src/model/gpu-model.ts';
+import { makeSyntheticModel, SYNTHETIC_PRESETS, type SyntheticSpec } from '../src/model/synthetic.ts';
+import { acquireNodeDevice } from '../src/node/gpu.ts';
+import { fsShaderSources } from '../src/node/shaders-fs.ts';
+import { createTokenizer } from '../src/tokenizer/index.ts';
+import { projectRoot } from './models.ts';
+import { renderMarkdown, renderQualityTable, renderSpeedTable } from './pic-report.ts';
+import { runQuality, type QualityPlan, type QualityResult } from './pic-quality.ts';
+import { runSpeed, type SpeedPlan, type SpeedRow, type SpeedSkip } from './pic-speed.ts';
+
+const USAGE = `usage: npm run bench:pic -- [--quick] [--json] [--out DIR] [--k N] [--quality-seconds S]
+  --quick              ~8 prompts and small speed grids: a smoke run (writes pic-<adapter>-quick.*)
+  --json               print the JSON report on stdout (progress goes to stderr)
+  --out DIR            write pic-<adapter>.json/.md into DIR instead of bench/results
+  --k N                AttnLink k for the speed runs instead of the one chosen from the quality data
+  --quality-seconds S  stop starting new quality prompts after S seconds`;
+
+interface Args {
+  quick: boolean;
+  json: boolean;
+  out?: string;
+  k?: number;
+  qualitySeconds?: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { quick: false, json: false };
+  const num = (a: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < 0) {
+      console.error(`${a} needs a non-negative number\n${USAGE}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') args.quick = true;
+    else if (a === '--json') args.json = true;
+    else if (a === '--out') args.out = argv[++i];
+    else if (a === '--k') args.k = Math.floor(num(a, argv[++i]));
+    else if (a === '--quality-seconds') args.qualitySeconds = num(a, argv[++i]);
+    else if (a === '--help' || a === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else {
+      console.error(`unknown argument '${a}'\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  if (args.out === undefined && argv.includes('--out')) {
+    console.error(`--out needs a directory\n${USAGE}`);
+    process.exit(2);
+  }
+  return args;
+}
+
+function slug(info: GPUAdapterInfo | undefined, fallback: string): string {
+  const words = info ? [info.vendor, info.architecture, info.description].join(' ') : fallback;
+  const seen = new Set<string>();
+  const parts = words
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((w) => w.length > 0 && !seen.has(w) && seen.add(w));
+  return parts.join('-').slice(0, 60).replace(/-+$/, '') || 'unknown-adapter';
+}
+
+const KS = [0, 1, 2, 4, 8, 16, 32];
+
+/**
+ * Sizes per adapter. SwiftShader runs every kernel on the CPU (here shared with other work), where
+ * a 1-token step of stories260K takes a large fraction of a second: the quality set is cut by a
+ * time budget and the speed grid stops at 512-token prompts.
+ */
+function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; speed: SpeedPlan; syntheticSpec: SyntheticSpec | undefined } {
+  const quality: QualityPlan = {
+    documents: quick ? 6 : 12,
+    minDocTokens: 40,
+    maxDocTokens: quick ? 56 : 80,
+    questionTokens: 8,
+    continuation: quick ? 16 : 32,
+    minPrompts: quick ? 2 : 4,
+    maxPrompts: quick ? 8 : 60,
+    budgetS: isSwiftShader ? (quick ? 60 : 420) : 300,
+    continuationBudgetS: isSwiftShader ? (quick ? 30 : 200) : 300,
+    continuationVariants: isSwiftShader ? ['plain'] : ['plain', 'bos'],
+    ks: KS,
+    fullChecks: isSwiftShader ? 1 : 8,
+    seed: 1,
+  };
+  const preset = SYNTHETIC_PRESETS['tiny-gqa4-h64'];
+  const speed: SpeedPlan = {
+    chunkCounts: [1, 2, 4, 8],
+    chunkLengths: quick ? [64, 128] : [64, 128, 256],
+    maxPromptTokens: isSwiftShader ? (quick ? 160 : 300) : 2100,
+    questionTokens: 8,
+    repeats: isSwiftShader ? 1 : 5,
+    k: 0,
+  };
+  // On a GPU the synthetic model is sized up (4 layers, dim 512); on SwiftShader the preset as is.
+  const syntheticSpec: SyntheticSpec | undefined = quick && isSwiftShader
+    ? undefined
+    : isSwiftShader
+      ? { ...preset, name: 'tiny-gqa4-h64' }
+      : { ...preset, nLayers: 4, dim: 512, ffnDim: 1024, name: 'tiny-gqa4-h64 ×4 layers, dim 512' };
+  return { quality, speed, syntheticSpec };
+}
+
+async function loadModel(ctx: GpuContext, source: ByteSource, maxContext: number, kvBudgetTokens: number): Promise<{ model: GpuModel; file: GGUFFile }> {
+  const file = await parseGGUF(source);
+  const model = await GpuModel.load(ctx, source, file, configFromGGUF(file), { maxContext, maxBatch: 256, kvBudgetTokens });
+  return { model, file };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const started = performance.now();
+  const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
+  const log = (s: string) => (args.json ? console.error(s) : console.log(s));
+
+  const node = await acquireNodeDevice();
+  const info = (node.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  const ctx = new GpuContext(node.device, node.features, fsShaderSources(), { arenaSlots: 1024 });
+  const { quality: qPlan, speed: sPlan, syntheticSpec } = plans(node.isSwiftShader, args.quick);
+  if (args.qualitySeconds !== undefined) qPlan.budgetS = args.qualitySeconds;
+  const name = `pic-${slug(info, node.adapterInfo)}${args.quick ? '-quick' : ''}`;
+  const outDir = resolve(args.out ?? join(projectRoot, 'bench/results'));
+  const note = node.isSwiftShader
+    ? 'SwiftShader is a CPU implementation of Vulkan: every time here is CPU time on this machine (2 cores shared with other work), not GPU time. ' +
+      'Ratios compare methods within this run; absolute times say nothing about a GPU.'
+    : undefined;
+  log(`chunklm position-independent chunk cache bench — ${node.adapterInfo}${args.quick ? ' (quick)' : ''}`);
+  if (note) log(`NOTE: ${note}`);
+
+  const storiesPath = resolve(projectRoot, '../shared/models/stories260K.gguf');
+  let quality: QualityResult | undefined;
+  let chosenK: number | undefined;
+  let kSource: string;
+  const speedRows: SpeedRow[] = [];
+  const speedSkips: SpeedSkip[] = [];
+  if (!existsSync(storiesPath)) {
+    log(`stories260K is absent (${storiesPath}): quality and its speed runs skipped`);
+    kSource = 'stories260K absent; fallback';
+  } else {
+    log(`\n[1] quality on stories260K (${elapsed()})`);
+    const source = await FileSource.open(storiesPath);
+    const docBudget = qPlan.documents * 2 * (Math.ceil((qPlan.maxDocTokens + 1) / 16) + 1) * 16;
+    const { model, file } = await loadModel(ctx, source, 512, 512 + docBudget);
+    const tok = createTokenizer(file.metadata);
+    quality = await runQuality(model, file, source, tok, qPlan, (s) => log(`  ${s}`));
+    model.destroy();
+    log('');
+    for (const line of renderQualityTable(quality)) log(line);
+    // The better cut's k when its continuations were decoded, otherwise the plain cut's.
+    const v = quality.plan.continuationVariants.includes(quality.betterVariant) ? quality.betterVariant : 'plain';
+    chosenK = quality.chosenK[v];
+    kSource = chosenK !== undefined ? `chosen from the quality data (${v} chunks)` : `no k met the rule; the largest tested k is used`;
+    chosenK ??= KS[KS.length - 1];
+
+    sPlan.k = args.k ?? chosenK;
+    if (args.k !== undefined) kSource = '--k';
+    log(`\n[2] time to first token on stories260K, attnlink k=${sPlan.k} (${kSource}; ${elapsed()})`);
+    const speedModel = await loadModel(ctx, source, Math.min(2048, sPlan.maxPromptTokens + 16), speedKvBudget(sPlan));
+    const r = await runSpeed(speedModel.model, 'stories260K', tok.bosId, sPlan, (s) => log(`  ${s}`));
+    speedRows.push(...r.rows);
+    speedSkips.push(...r.skipped);
+    speedModel.model.destroy();
+  }
+  if (quality === undefined) sPlan.k = args.k ?? KS[KS.length - 1];
+  if (syntheticSpec) {
+    log(`\n[3] time to first token on synthetic ${syntheticSpec.name} (${elapsed()})`);
+    const bytes = makeSyntheticModel(syntheticSpec);
+    const m = await loadModel(ctx, new MemorySource(bytes, syntheticSpec.name), Math.min(2048 + 64, sPlan.maxPromptTokens + 16), speedKvBudget(sPlan));
+    const r = await runSpeed(m.model, `synthetic ${syntheticSpec.name}`, 1, sPlan, (s) => log(`  ${s}`));
+    speedRows.push(...r.rows);
+    speedSkips.push(...r.skipped);
+    m.model.destroy();
+  } else {
+    log('\n[3] synthetic model skipped (--quick on SwiftShader)');
+  }
+  log('');
+  for (const line of renderSpeedTable(speedRows)) log(line);
+
+  const report = {
+    schema: 1,
+    date: new Date().toISOString(),
+    quick: args.quick,
+    adapter: { description: node.adapterInfo, vendor: info?.vendor, architecture: info?.architecture, isSwiftShader: node.isSwiftShader, features: node.features },
+    note,
+    host: { node: process.version, platform: `${process.platform}-${process.arch}` },
+    defaultK: { k: sPlan.k, source: kSource, rule: quality?.rule, perVariant: quality?.chosenK, betterVariant: quality?.betterVariant },
+    quality,
+    speed: { plan: sPlan, synthetic: syntheticSpec ? { ...syntheticSpec, vocab: undefined } : undefined, rows: speedRows, skipped: speedSkips },
+    seconds: (performance.now() - started) / 1000,
+  };
+  mkdirSync(outDir, { recursive: true });
+  const jsonPath = join(outDir, `${name}.json`);
+  const mdPath = join(outDir, `${name}.md`);
+  writeFileSync(`${jsonPath}.tmp`, JSON.stringify(report, (_, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
+  renameSync(`${jsonPath}.tmp`, jsonPath);
+  writeFileSync(mdPath, renderMarkdown(report));
+  log(`\ndefault k = ${sPlan.k} (${kSource}); total ${elapsed()}`);
+  log(`wrote ${relative(process.cwd(), jsonPath)} and ${relative(process.cwd(), mdPath)}`);
+  if (args.json) console.log(JSON.stringify(report, (_, v) => (v === Infinity ? 'Infinity' : v), 2));
+  node.device.destroy();
+}
+
+/** Pool tokens for the largest count of chunks of each length, page-rounded, plus a sequence. */
+function speedKvBudget(p: SpeedPlan): number {
+  let most = 0;
+  for (const len of p.chunkLengths) {
+    const n = Math.max(0, ...p.chunkCounts.filter((c) => 1 + c * len + p.questionTokens <= p.maxPromptTokens));
+    most = Math.max(most, n * Math.ceil(len / 16) * 16);
+  }
+  return most + p.maxPromptTokens + 256;
+}
+
+try {
+  await main();
+} catch (err) {
+  const e = err as Error & { code?: string };
+  console.error(`bench:pic failed: ${e.name}${e.code ? ` (${e.code})` : ''}: ${e.message}`);
+  process.exit(1);
+}
