@@ -285,7 +285,7 @@ export class GpuModel {
     const sampler = sampleDispatch(ctx, logits, tokens, vocabSize, { temperature: 0, topK: 0, topP: 1, seed: 0, step: 0 });
     head.push(sampler);
 
-    return new GpuModel(
+    const model = new GpuModel(
       ctx,
       config,
       { tokens, positions, slots, pageTable, x, xLast, logits, readbacks, owned },
@@ -295,6 +295,14 @@ export class GpuModel {
       maxContext,
       maxBatch,
     );
+    // Drivers compile pipelines on first use: run one prefill pass and one decode step now, so
+    // the first request's time to first token is not spent compiling.
+    if (maxContext >= 3) {
+      await model.prefill([0, 0], { temperature: 0, topK: 0, topP: 1, seed: 0 }, signal);
+      await model.decode({ temperature: 0, topK: 0, topP: 1, seed: 0 });
+      await model.beginSequence();
+    }
+    return model;
   }
 
   /** Tokens in the current sequence. */
