@@ -10,6 +10,7 @@ import { GpuModel, type ChunkKV, type SamplingParams } from '../model/gpu-model.
 import { KVCacheError } from '../errors.ts';
 import { chunkId, fingerprintFromParts } from '../kv/chunk-id.ts';
 import { splitDocument, type ChunkerSettings } from '../kv/chunker.ts';
+import { decodeChunk, encodeChunk, type ChunkStore } from '../kv/chunk-store.ts';
 import { ggmlTypeName } from '../gguf/quant.ts';
 import { createTokenizer, renderChatTemplate, type Tokenizer } from '../tokenizer/index.ts';
 import { StopMatcher } from './stop.ts';
@@ -32,6 +33,8 @@ export interface EngineOptions {
   shaders: ShaderSources;
   features: GpuFeatures;
   adapterInfo?: string;
+  /** Where chunk KV is kept beyond this engine's GPU pool (a folder on Node, IndexedDB in a page). */
+  chunkStore?: ChunkStore;
 }
 
 interface Loaded {
@@ -330,13 +333,18 @@ export class Engine {
     for (const c of plan.chunks) {
       let kv = cache.get(c.id);
       const cached = kv !== undefined;
+      let stored = false;
       if (kv) cache.delete(c.id); // re-inserted below as the most recently used
-      else kv = await withRoom(() => model.computeChunk(c.tokens, signal));
+      else {
+        kv = await withRoom(() => this.loadStoredChunk(c.id, c.tokens));
+        stored = kv !== undefined;
+        kv ??= await withRoom(() => this.computeAndStoreChunk(c.id, c.tokens, signal));
+      }
       cache.set(c.id, kv);
       kvs.push(kv);
-      info.push({ id: c.id, tokens: c.tokens.length, cached });
+      info.push({ id: c.id, tokens: c.tokens.length, cached: cached || stored });
       const kept = c.tokens.length - Math.min(k, c.tokens.length);
-      if (cached) reused += kept;
+      if (cached || stored) reused += kept;
       else computedChunks += kept;
     }
     const r = await withRoom(() => model.prefillLinked({ prefix: plan.prefix, chunks: kvs, question: plan.question, k }, sampling, signal));
@@ -344,6 +352,26 @@ export class Engine {
       next: r.next,
       link: { reusedTokens: reused, recomputedTokens: r.stats.recomputed, computedTokens: r.stats.computed + computedChunks, chunks: info },
     };
+  }
+
+  private async loadStoredChunk(id: string, tokens: number[]): Promise<ChunkKV | undefined> {
+    const store = this.opts.chunkStore;
+    if (!store) return undefined;
+    const bytes = await store.get(id);
+    if (!bytes) return undefined;
+    const { model, config } = this.require();
+    const kv = decodeChunk(bytes, { nLayers: config.nLayers, kvDim: config.nKvHeads * config.headDim, tokens });
+    return model.importChunk(tokens, kv);
+  }
+
+  private async computeAndStoreChunk(id: string, tokens: number[], signal?: AbortSignal): Promise<ChunkKV> {
+    const { model, config } = this.require();
+    const kv = await model.computeChunk(tokens, signal);
+    if (this.opts.chunkStore) {
+      const bytes = encodeChunk({ nLayers: config.nLayers, kvDim: config.nKvHeads * config.headDim, tokens, kv: await model.exportChunk(kv) });
+      await this.opts.chunkStore.put(id, bytes);
+    }
+    return kv;
   }
 
   private require(): Loaded {

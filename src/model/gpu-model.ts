@@ -3,7 +3,7 @@
 //   x += Wo · attention(rope(Wq·norm(x)), pages(Wk·norm(x), Wv·norm(x)))
 //   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
 // and the step ends with the output head and GPU sampling, so only the chosen id is read back.
-import { GPUError, UnsupportedModelError, throwIfAborted } from '../errors.ts';
+import { GPUError, KVCacheError, UnsupportedModelError, throwIfAborted } from '../errors.ts';
 import type { GGUFFile, GGUFTensorInfo } from '../gguf/reader.ts';
 import { readTensorBytes } from '../gguf/reader.ts';
 import type { ByteSource } from '../gguf/source.ts';
@@ -445,6 +445,67 @@ export class GpuModel {
     if (recompute.length > 0) await this.runTokens(recompute, undefined, signal, recomputePositions);
     const next = await this.runTokens(question, sampling, signal, Array.from(question, (_, i) => pos + i));
     return { next, stats };
+  }
+
+  /**
+   * A chunk's KV as bytes, for storage outside the GPU: layer by layer, K rows then V rows, each
+   * (nTokens, nKvHeads*headDim) f32 in token order (keys before RoPE).
+   */
+  async exportChunk(chunk: ChunkKV): Promise<Uint8Array> {
+    const rowBytes = this.config.nKvHeads * this.config.headDim * 4;
+    const n = chunk.tokens.length;
+    const size = this.config.nLayers * 2 * n * rowBytes;
+    const staging = this.ctx.device.createBuffer({ size: Math.max(16, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.ctx.device.createCommandEncoder({ label: 'export-chunk' });
+    let dst = 0;
+    for (const layer of this.kv.layers) {
+      for (const pool of [layer.k, layer.v]) {
+        for (const s of chunk.spans) {
+          const bytes = s.nTokens * rowBytes;
+          enc.copyBufferToBuffer(pool, (s.page * 16 + (s.slotOffset ?? 0)) * rowBytes, staging, dst, bytes);
+          dst += bytes;
+        }
+      }
+    }
+    this.ctx.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Uint8Array(staging.getMappedRange(0, size).slice(0));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** Puts stored chunk KV (the layout exportChunk writes) into fresh pages of the pool. */
+  importChunk(tokens: number[], data: Uint8Array): ChunkKV {
+    this.checkTokens(tokens);
+    const rowBytes = this.config.nKvHeads * this.config.headDim * 4;
+    const n = tokens.length;
+    if (data.byteLength !== this.config.nLayers * 2 * n * rowBytes) {
+      throw new KVCacheError('bad-chunk-data', `stored chunk KV has ${data.byteLength} bytes but ${n} tokens of this model need ${this.config.nLayers * 2 * n * rowBytes}`, {
+        have: data.byteLength,
+        need: this.config.nLayers * 2 * n * rowBytes,
+      });
+    }
+    const seq = this.kv.newSequence();
+    try {
+      seq.append(n);
+      const spans = seq.spans();
+      let src = 0;
+      for (const layer of this.kv.layers) {
+        for (const pool of [layer.k, layer.v]) {
+          for (const s of spans) {
+            const bytes = s.nTokens * rowBytes;
+            this.ctx.device.queue.writeBuffer(pool, (s.page * 16 + (s.slotOffset ?? 0)) * rowBytes, data, src, bytes);
+            src += bytes;
+          }
+        }
+      }
+      const holder = this.kv.newSequence();
+      holder.mapShared(spans, 0);
+      return { tokens: [...tokens], spans, release: () => holder.release() };
+    } finally {
+      seq.release();
+    }
   }
 
   /** Logits of the last processed token (tests compare them with the CPU reference). */

@@ -19,6 +19,7 @@ export const usage = `Usage:
                          split into chunks whose KV is computed once and reused (KVSplit)
       --method M         with --doc: full | naive | attnlink (default attnlink)
       --k K              with --doc: tokens AttnLink recomputes at the start of each chunk
+      --cache-dir DIR    with --doc: keep chunk KV in DIR, so later runs reuse it
       --json             print one JSON object: promptTokens, tokens, text, ttftMs,
                          prefillTokPerS, decodeTokPerS, finishReason (with --doc also
                          reusedTokens, recomputedTokens, computedTokens, chunks)
@@ -46,6 +47,7 @@ const generateOptions = {
   doc: { type: 'string', multiple: true },
   method: { type: 'string' },
   k: { type: 'string' },
+  'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
@@ -129,7 +131,9 @@ async function generateCommand(args: string[]): Promise<number> {
   };
   const json = values.json === true;
   const docs = values.doc ?? [];
-  if (docs.length === 0 && (values.method !== undefined || values.k !== undefined)) throw usageError('--method and --k apply to --doc requests');
+  if (docs.length === 0 && (values.method !== undefined || values.k !== undefined || values['cache-dir'] !== undefined)) {
+    throw usageError('--method, --k and --cache-dir apply to --doc requests');
+  }
   if (docs.length > 0 && values.chat) throw usageError('--chat and --doc cannot be combined yet');
   if (values.method !== undefined) {
     if (!['full', 'naive', 'attnlink'].includes(values.method)) throw usageError(`--method must be full, naive or attnlink, got '${values.method}'`);
@@ -147,7 +151,7 @@ async function generateCommand(args: string[]): Promise<number> {
   try {
     // Imported here so that `tokenize` and usage errors never start Dawn.
     const { openNodeEngine } = await import('./engine-host.ts');
-    const { engine, adapterInfo } = await openNodeEngine();
+    const { engine, adapterInfo } = await openNodeEngine({ cacheDir: values['cache-dir'] });
     const info = await engine.load(source, { onProgress: json ? undefined : progressPrinter() });
     if (!json) {
       process.stderr.write(

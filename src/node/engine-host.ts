@@ -3,6 +3,7 @@
 import { Engine } from '../engine/engine.ts';
 import { acquireNodeDevice } from './gpu.ts';
 import { fsShaderSources } from './shaders-fs.ts';
+import { FolderChunkStore } from './chunk-store-fs.ts';
 
 export interface NodeEngine {
   engine: Engine;
@@ -10,7 +11,8 @@ export interface NodeEngine {
   isSwiftShader: boolean;
 }
 
-export async function openNodeEngine(): Promise<NodeEngine> {
+export async function openNodeEngine(opts: { cacheDir?: string } = {}): Promise<NodeEngine> {
   const { device, adapterInfo, features, isSwiftShader } = await acquireNodeDevice();
-  return { engine: new Engine(device, { shaders: fsShaderSources(), features, adapterInfo }), adapterInfo, isSwiftShader };
+  const chunkStore = opts.cacheDir ? new FolderChunkStore(opts.cacheDir) : undefined;
+  return { engine: new Engine(device, { shaders: fsShaderSources(), features, adapterInfo, chunkStore }), adapterInfo, isSwiftShader };
 }

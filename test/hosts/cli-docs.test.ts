@@ -1,6 +1,6 @@
 // `chunklm generate --doc`: documents split into chunks, linked in front of the prompt.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ describe('chunklm CLI --doc usage errors', () => {
   it('--method without --doc, an unknown method and a bad k exit with status 2', () => {
     const a = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--method', 'naive']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toContain('--method and --k apply to --doc requests');
+    expect(a.stderr).toContain('--method, --k and --cache-dir apply to --doc requests');
     const b = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--doc', 'd.txt', '--method', 'magic']);
     expect(b.code).toBe(2);
     expect(b.stderr).toContain("--method must be full, naive or attnlink, got 'magic'");
@@ -40,5 +40,28 @@ describe.skipIf(!stories)(stories ? 'chunklm generate --doc on stories260K' : mi
     expect(linked.chunks.length).toBeGreaterThanOrEqual(2);
     for (const c of linked.chunks) expect(c.id).toMatch(/^[0-9a-f]{64}$/);
     expect(linked.reusedTokens + linked.recomputedTokens + linked.computedTokens).toBe(linked.promptTokens.length);
+  });
+
+  it('--cache-dir keeps chunk KV between runs: the second process reuses it and generates the same text', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chunklm-cache-'));
+    writeFileSync(join(dir, 'a.txt'), 'Lily had a red ball. She liked to throw it high in the sky.\n\nOne day the ball fell in the pond.\n');
+    const args = ['generate', '--model', stories!, '--doc', join(dir, 'a.txt'), '--prompt', 'Then Lily', '--max-tokens', '8', '--k', '2', '--cache-dir', join(dir, 'kv'), '--json'];
+    const first = JSON.parse(cli(args).stdout);
+    expect(first.chunks.every((c: { cached: boolean }) => !c.cached)).toBe(true);
+    expect(first.reusedTokens).toBe(0);
+    const second = JSON.parse(cli(args).stdout);
+    expect(second.chunks.every((c: { cached: boolean }) => c.cached)).toBe(true);
+    expect(second.reusedTokens).toBe(first.computedTokens - second.computedTokens);
+    expect(second.reusedTokens).toBeGreaterThan(0);
+    expect(second.tokens).toEqual(first.tokens);
+    // A corrupted entry is reported, not used.
+    const file = join(dir, 'kv', `${first.chunks[0].id}.clkv`);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1] ^= 0xff;
+    writeFileSync(file, bytes);
+    const broken = cli(args);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toContain('KVCacheError');
+    expect(broken.stderr).toContain('checksum mismatch');
   });
 });
