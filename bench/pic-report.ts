@@ -26,8 +26,8 @@ function num(x: number, digits = 4): string {
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : '—');
 
 function qualityLines(rows: readonly MethodRow[], continuation: number): string[] {
-  const head = ['variant', 'method', 'prompts', 'mean KL', 'median KL', 'max KL', 'top-1', `exact ${continuation}`, 'matched', 'KL agreed steps', 'reused', 'recomputed', 'computed'];
-  const widths = [7, 16, 7, 9, 9, 9, 6, 8, 7, 15, 7, 10, 8];
+  const head = ['variant', 'method', 'prompts', 'mean KL', 'median KL', 'max KL', 'top-1', 'decoded', `exact ${continuation}`, 'matched', 'KL agreed steps', 'reused', 'recomputed', 'computed'];
+  const widths = [7, 16, 7, 9, 9, 9, 6, 7, 8, 7, 15, 7, 10, 8];
   const lines = [head.map((h, i) => pad(h, widths[i], i > 1)).join('  ')];
   for (const r of rows) {
     const cells = [
@@ -38,8 +38,9 @@ function qualityLines(rows: readonly MethodRow[], continuation: number): string[
       num(r.medianKl),
       num(r.maxKl),
       pct(r.top1),
+      String(r.continuationPrompts),
       pct(r.exactMatch),
-      r.meanMatched.toFixed(1),
+      Number.isFinite(r.meanMatched) ? r.meanMatched.toFixed(1) : '—',
       num(r.meanKlAgreedSteps),
       r.reused.toFixed(0),
       r.recomputed.toFixed(0),
@@ -121,6 +122,7 @@ export function renderMarkdown(r: PicReport): string {
       `Reference: the CPU oracle's full forward pass (f64) over the same tokens and its greedy ${q.plan.continuation}-token continuation. ` +
         `KL is KL(full ‖ method) of the next-token distribution after the question, in nats. "exact" is the share of prompts whose greedy ` +
         `continuation equals the reference's for all ${q.plan.continuation} tokens; "matched" the mean count of leading tokens that agree; ` +
+        `"decoded" counts the prompts whose continuation was decoded (a separate, smaller time budget: each decoded token is one GPU step per method); ` +
         `"KL agreed steps" the mean KL over the continuation steps decoded while the tokens still agreed (so the context is the reference's). ` +
         `The "full (GPU)" row is the GPU's own full prefill on the first ${q.plan.fullChecks} prompt(s): the numerical floor` +
         `${q.referenceFloorKl !== undefined ? ` (KL ${num(q.referenceFloorKl, 6)})` : ''}. reused/recomputed/computed are mean tokens per prompt.`,
@@ -139,7 +141,7 @@ export function renderMarkdown(r: PicReport): string {
     }
     out.push('```', '', `Greedy exact match of ${q.plan.continuation} tokens:`, '', '```');
     for (const v of ['plain', 'bos'] as ChunkVariant[]) {
-      const rows = q.rows.filter((x) => x.variant === v && x.method !== 'full');
+      const rows = q.rows.filter((x) => x.variant === v && x.method !== 'full' && x.continuationPrompts > 0);
       out.push(...bars(rows.map((x) => ({ label: `${v} ${x.label}`, value: Math.max(x.exactMatch, 1e-9) })), 40, { unit: (u) => pct(u < 1e-6 ? 0 : u) }));
     }
     out.push('```');
