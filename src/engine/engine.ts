@@ -6,7 +6,8 @@ import { parseGGUF, type GGUFFile } from '../gguf/reader.ts';
 import { GpuContext, describeAdapter, type GpuFeatures } from '../gpu/context.ts';
 import type { ShaderSources } from '../gpu/shaders.ts';
 import { configFromGGUF, type ModelConfig } from '../model/config.ts';
-import { GpuModel, type ChunkKV, type SamplingParams } from '../model/gpu-model.ts';
+import { GpuModel, type ChunkKV, type RecomputeRule, type SamplingParams } from '../model/gpu-model.ts';
+import { DEFAULT_BLEND_RATIO } from '../kv/cacheblend.ts';
 import { KVCacheError } from '../errors.ts';
 import { chunkId, fingerprintFromParts } from '../kv/chunk-id.ts';
 import { splitDocument, type ChunkerSettings } from '../kv/chunker.ts';
@@ -29,6 +30,11 @@ import type {
 /** Tokens AttnLink recomputes at the start of each chunk unless a request says otherwise. */
 export const DEFAULT_ATTNLINK_K = 4;
 
+/** Prompts a 'prefix' request keeps for later ones (least recently used go first). */
+const MAX_HELD_PROMPTS = 8;
+
+const LINK_METHODS: readonly LinkMethod[] = ['full', 'prefix', 'naive', 'attnlink', 'cacheblend'];
+
 export interface EngineOptions {
   shaders: ShaderSources;
   features: GpuFeatures;
@@ -47,6 +53,8 @@ interface Loaded {
   fingerprint: string;
   /** Chunk KV by chunk id, in least-recently-used order (oldest first). */
   chunks: Map<string, ChunkKV>;
+  /** Prompts kept by 'prefix' requests (exact KV at positions 0..), least recently used first. */
+  prompts: ChunkKV[];
 }
 
 /** A documents request laid out: the prompt, and how to compute it. */
@@ -107,7 +115,7 @@ export class Engine {
       String(file.fileSize),
       ...file.tensors.map((t) => `${t.name}:${t.type}:${t.shape.join('x')}`),
     ]);
-    this.loaded = { file, config, tokenizer, model, info, fingerprint, chunks: new Map() };
+    this.loaded = { file, config, tokenizer, model, info, fingerprint, chunks: new Map(), prompts: [] };
     opts.onProgress?.({ phase: 'ready', loadedBytes: source.size, totalBytes: source.size });
     return info;
   }
@@ -127,6 +135,7 @@ export class Engine {
 
   unload(): void {
     for (const c of this.loaded?.chunks.values() ?? []) c.release();
+    for (const p of this.loaded?.prompts ?? []) p.release();
     this.loaded?.model.destroy();
     this.loaded = undefined;
   }
@@ -174,10 +183,15 @@ export class Engine {
     }
     const docs = typeof input === 'object' && 'documents' in input ? await this.identify(this.planDocuments(input)) : undefined;
     const promptTokens = docs ? [...docs.prefix, ...docs.chunks.flatMap((c) => c.tokens), ...docs.question] : this.promptTokens(input);
-    const method: LinkMethod = opts.method ?? 'attnlink';
+    const method: LinkMethod = opts.method ?? (docs ? 'attnlink' : 'full');
     const k = opts.k ?? DEFAULT_ATTNLINK_K;
-    if (!['full', 'naive', 'attnlink'].includes(method)) throw new InvalidRequestError('bad-method', `method must be full, naive or attnlink, got '${method}'`);
+    const ratio = opts.ratio ?? DEFAULT_BLEND_RATIO;
+    if (!LINK_METHODS.includes(method)) throw new InvalidRequestError('bad-method', `method must be one of ${LINK_METHODS.join(', ')}, got '${method}'`);
+    if (!docs && method !== 'full' && method !== 'prefix') {
+      throw new InvalidRequestError('bad-method', `method '${method}' links document chunks; give {documents, question}, or use 'full' or 'prefix'`);
+    }
     if (!Number.isInteger(k) || k < 0) throw new InvalidRequestError('bad-k', `k must be a non-negative integer, got ${k}`);
+    if (!(ratio >= 0 && ratio <= 1)) throw new InvalidRequestError('bad-ratio', `ratio must be in [0, 1], got ${ratio}`);
     let link: Pick<GenerationResult, 'reusedTokens' | 'recomputedTokens' | 'computedTokens' | 'chunks'> = {};
     if (promptTokens.length === 0) throw new InvalidRequestError('empty-prompt', 'the prompt has no tokens; give some text or add BOS');
     if (promptTokens.length >= model.maxContext) {
@@ -205,10 +219,19 @@ export class Engine {
       }
       const t0 = performance.now();
       let next: number;
-      if (docs && method !== 'full') {
-        const r = await this.prefillDocuments(docs, method === 'naive' ? 0 : k, sampling, signal);
+      if (docs && method !== 'full' && method !== 'prefix') {
+        const rule = method === 'cacheblend' ? { blend: { ratio } } : { k: method === 'naive' ? 0 : k };
+        const r = await this.prefillDocuments(docs, rule, sampling, signal);
         next = r.next;
         link = r.link;
+      } else if (method === 'prefix') {
+        const r = await this.prefillPrefix(promptTokens, sampling, signal);
+        next = r.next;
+        const chunks = docs?.chunks.map((c, i, all) => {
+          const end = docs.prefix.length + all.slice(0, i + 1).reduce((n, x) => n + x.tokens.length, 0);
+          return { id: c.id, tokens: c.tokens.length, cached: end <= r.reused };
+        });
+        link = { reusedTokens: r.reused, recomputedTokens: 0, computedTokens: promptTokens.length - r.reused, ...(chunks ? { chunks } : {}) };
       } else {
         await model.beginSequence();
         next = await model.prefill(promptTokens, sampling, signal);
@@ -306,30 +329,68 @@ export class Engine {
     return plan;
   }
 
+  /** Frees cached KV (chunks first, then held prompts, least recently used first) and retries once when the pool is full. */
+  private async withRoom<T>(keepChunks: ReadonlySet<string>, f: () => Promise<T>, keepPrompt?: ChunkKV): Promise<T> {
+    try {
+      return await f();
+    } catch (err) {
+      if (!(err instanceof KVCacheError && err.code === 'kv-cache-full')) throw err;
+      const { chunks, prompts } = this.require();
+      for (const [id, c] of chunks) {
+        if (!keepChunks.has(id)) {
+          c.release();
+          chunks.delete(id);
+        }
+      }
+      for (const p of prompts.splice(0)) {
+        if (p === keepPrompt) prompts.push(p);
+        else p.release();
+      }
+      return f();
+    }
+  }
+
+  /**
+   * 'prefix': reuses the longest cached prompt prefix that matches these tokens exactly (its KV
+   * is exact: same tokens at the same positions), computes the rest, then keeps this prompt.
+   */
+  private async prefillPrefix(tokens: number[], sampling: SamplingParams, signal?: AbortSignal): Promise<{ next: number; reused: number }> {
+    const loaded = this.require();
+    const { model, prompts } = loaded;
+    let best: ChunkKV | undefined;
+    let reused = 0;
+    for (const p of prompts) {
+      let n = 0;
+      const max = Math.min(p.tokens.length, tokens.length - 1); // at least one token runs, to sample from
+      while (n < max && p.tokens[n] === tokens[n]) n++;
+      if (n > reused) {
+        reused = n;
+        best = p;
+      }
+    }
+    if (best) prompts.push(...prompts.splice(prompts.indexOf(best), 1)); // most recently used
+    const next = await this.withRoom(new Set(), () => model.prefillFromPrefix(reused > 0 ? best : undefined, reused, tokens, sampling, signal), best);
+    // Keep this prompt; a kept prompt that is a prefix of it adds nothing any more.
+    for (let i = prompts.length - 1; i >= 0; i--) {
+      const p = prompts[i];
+      if (p.tokens.length <= tokens.length && p.tokens.every((t, j) => t === tokens[j])) {
+        p.release();
+        prompts.splice(i, 1);
+      }
+    }
+    prompts.push(model.holdPrompt(tokens));
+    while (prompts.length > MAX_HELD_PROMPTS) prompts.shift()!.release();
+    return { next, reused };
+  }
+
   /** Computes the chunks not cached yet, then links them; evicts older chunks when the KV pool is full. */
-  private async prefillDocuments(plan: DocumentsPlan, k: number, sampling: SamplingParams, signal?: AbortSignal) {
+  private async prefillDocuments(plan: DocumentsPlan, rule: RecomputeRule, sampling: SamplingParams, signal?: AbortSignal) {
     const { model, chunks: cache } = this.require();
     const inRequest = new Set(plan.chunks.map((c) => c.id));
-    const withRoom = async <T>(f: () => Promise<T>): Promise<T> => {
-      try {
-        return await f();
-      } catch (err) {
-        if (!(err instanceof KVCacheError && err.code === 'kv-cache-full')) throw err;
-        // Least recently used first; chunks of this request stay.
-        for (const [id, c] of cache) {
-          if (!inRequest.has(id)) {
-            c.release();
-            cache.delete(id);
-          }
-        }
-        return f();
-      }
-    };
+    const withRoom = <T>(f: () => Promise<T>) => this.withRoom(inRequest, f);
     const kvs: ChunkKV[] = [];
     const info: { id: string; tokens: number; cached: boolean }[] = [];
-    // Chunk tokens beyond the first k: reused when the chunk was cached, computed when it was not.
-    let reused = 0;
-    let computedChunks = 0;
+    const wasCached: boolean[] = [];
     for (const c of plan.chunks) {
       let kv = cache.get(c.id);
       const cached = kv !== undefined;
@@ -343,11 +404,17 @@ export class Engine {
       cache.set(c.id, kv);
       kvs.push(kv);
       info.push({ id: c.id, tokens: c.tokens.length, cached: cached || stored });
-      const kept = c.tokens.length - Math.min(k, c.tokens.length);
-      if (cached || stored) reused += kept;
-      else computedChunks += kept;
+      wasCached.push(cached || stored);
     }
-    const r = await withRoom(() => model.prefillLinked({ prefix: plan.prefix, chunks: kvs, question: plan.question, k }, sampling, signal));
+    const r = await withRoom(() => model.prefillLinked({ prefix: plan.prefix, chunks: kvs, question: plan.question, ...rule }, sampling, signal));
+    // Chunk tokens not recomputed: reused when the chunk was cached, computed (by its chunk prefill) when it was not.
+    let reused = 0;
+    let computedChunks = 0;
+    plan.chunks.forEach((c, i) => {
+      const kept = c.tokens.length - r.recomputed[i].length;
+      if (wasCached[i]) reused += kept;
+      else computedChunks += kept;
+    });
     return {
       next: r.next,
       link: { reusedTokens: reused, recomputedTokens: r.stats.recomputed, computedTokens: r.stats.computed + computedChunks, chunks: info },

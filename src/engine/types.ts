@@ -49,10 +49,15 @@ export interface GenerateOptions {
   /** Strings that end generation; the stop text itself is not emitted. */
   stop?: string[];
   signal?: AbortSignal;
-  /** Documents requests only (default 'attnlink'). */
+  /**
+   * How cached KV is used (see LinkMethod). Documents requests default to 'attnlink'; other
+   * prompts to 'full', and take 'full' or 'prefix' only.
+   */
   method?: LinkMethod;
   /** Tokens recomputed at the start of each chunk by 'attnlink' (default DEFAULT_ATTNLINK_K). */
   k?: number;
+  /** Share of chunk tokens 'cacheblend' recomputes, in [0, 1] (default DEFAULT_BLEND_RATIO). */
+  ratio?: number;
 }
 
 /**
@@ -68,10 +73,17 @@ export interface DocumentsInput {
 export type GenerateInput = string | { tokens: number[] } | { messages: ChatMessage[] } | DocumentsInput;
 
 /**
- * How a documents request uses cached chunk KV: 'full' recomputes everything (no reuse),
- * 'naive' reuses every chunk's KV as is, 'attnlink' recomputes the first k tokens of each chunk.
+ * How a request uses cached KV:
+ * - 'full' recomputes everything (no reuse);
+ * - 'prefix' reuses the longest exactly matching token prefix of a prompt kept by an earlier
+ *   'prefix' request (exact, like llama.cpp's, vLLM's and WebLLM's prefix caches), then keeps this
+ *   prompt for later ones;
+ * - documents requests only: 'naive' reuses every chunk's KV as is, 'attnlink' recomputes the first
+ *   k tokens of each chunk, 'cacheblend' recomputes the share `ratio` of chunk tokens whose KV at
+ *   an early layer deviates most from a full prefill's (found by running the chunks through the
+ *   first layers).
  */
-export type LinkMethod = 'full' | 'naive' | 'attnlink';
+export type LinkMethod = 'full' | 'prefix' | 'naive' | 'attnlink' | 'cacheblend';
 
 export interface TokenEvent {
   tokenId: number;
@@ -91,7 +103,7 @@ export interface GenerationResult {
   decodeTokPerS: number;
   /** Documents requests: prompt tokens whose cached KV was used as is. */
   reusedTokens?: number;
-  /** Documents requests: chunk tokens recomputed in place (AttnLink). */
+  /** Documents requests: chunk tokens recomputed in place (AttnLink, CacheBlend). */
   recomputedTokens?: number;
   /** Documents requests: prompt tokens computed from scratch (BOS, question, chunks that were not cached, or all with 'full'). */
   computedTokens?: number;

@@ -3,7 +3,7 @@
 //   x += Wo · attention(rope(Wq·norm(x)), pages(Wk·norm(x), Wv·norm(x)))
 //   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
 // and the step ends with the output head and GPU sampling, so only the chosen id is read back.
-import { GPUError, KVCacheError, UnsupportedModelError, throwIfAborted } from '../errors.ts';
+import { GPUError, InvalidRequestError, KVCacheError, UnsupportedModelError, throwIfAborted } from '../errors.ts';
 import type { GGUFFile, GGUFTensorInfo } from '../gguf/reader.ts';
 import { readTensorBytes } from '../gguf/reader.ts';
 import type { ByteSource } from '../gguf/source.ts';
@@ -18,6 +18,8 @@ import { rmsnormOp } from '../gpu/ops/rmsnorm.ts';
 import { buildRopeTable, ropeDispatch, uploadRopeTable } from '../gpu/ops/rope.ts';
 import { sampleDispatch, type SampleDispatch } from '../gpu/ops/sample.ts';
 import { uploadVector, uploadWeight, type GpuWeight } from '../gpu/weights.ts';
+import { DEFAULT_BLEND_LAYER, kvDeviation, selectByDeviation } from '../kv/cacheblend.ts';
+import { KV_PAGE_SIZE } from '../kv/pages.ts';
 import { PagedKvCache, type PageSpan, type Sequence } from '../kv/paged-cache.ts';
 import { dequantize } from '../gguf/quant.ts';
 import type { LoadProgress } from '../engine/types.ts';
@@ -81,22 +83,31 @@ export interface LinkStats {
   recomputed: number;
   /** Prefix and question tokens computed from scratch. */
   computed: number;
+  /** cacheblend: chunk tokens run through the early layers to find the ones to recompute. */
+  probed?: number;
 }
 
-/** The first `skip` tokens of a chunk's spans removed (the recomputed ones are not mapped). */
-function spansFrom(spans: readonly PageSpan[], skip: number): PageSpan[] {
+/** Tokens [from, to) of a chunk's spans (token order), as spans of the same pages. */
+function spansSlice(spans: readonly PageSpan[], from: number, to: number): PageSpan[] {
   const out: PageSpan[] = [];
+  let start = 0; // index of the span's first token
   for (const s of spans) {
     const off = s.slotOffset ?? 0;
-    if (skip >= s.nTokens) {
-      skip -= s.nTokens;
-      continue;
-    }
-    out.push({ page: s.page, nTokens: s.nTokens - skip, slotOffset: off + skip });
-    skip = 0;
+    const a = Math.max(from, start);
+    const b = Math.min(to, start + s.nTokens);
+    if (a < b) out.push({ page: s.page, nTokens: b - a, slotOffset: off + (a - start) });
+    start += s.nTokens;
+    if (start >= to) break;
   }
   return out;
 }
+
+/**
+ * Which chunk tokens a linked request recomputes: the first `k` of every chunk (AttnLink), given
+ * indices, or (`blend`) the `ratio` of all chunk tokens whose KV at `layer` deviates most from
+ * what a full prefill gives them (CacheBlend-style, see src/kv/cacheblend.ts).
+ */
+export type RecomputeRule = { k: number } | { indices: readonly (readonly number[])[] } | { blend: { ratio: number; layer?: number } };
 
 const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
 const PAGE_TABLE_SLACK = 64;
@@ -133,6 +144,8 @@ export class GpuModel {
       prefillAttention: AttentionStep[];
       decodeAttention: AttentionStep[];
       sampler: SampleDispatch;
+      /** body.length after each layer: body.slice(0, layerEnds[l]) runs layers 0..l. */
+      layerEnds: number[];
     },
     weights: { bytes: number },
     kv: PagedKvCache,
@@ -216,7 +229,8 @@ export class GpuModel {
     const tokens = buf('tokens', B * 4);
     const positions = buf('positions', B * 4);
     const slots = buf('slots', B * 4);
-    const pageTable = kv.createPageTableBuffer(Math.ceil(maxContext / 16) + PAGE_TABLE_SLACK);
+    // Recomputing scattered chunk tokens (cacheblend) splits chunks into many entries: room for one per token.
+    const pageTable = kv.createPageTableBuffer(maxContext + PAGE_TABLE_SLACK);
     owned.push(pageTable);
     const x = buf('x', B * dim * 4); // (B, dim)
     const xn = buf('xn', B * dim * 4); // (B, dim)
@@ -259,6 +273,7 @@ export class GpuModel {
     };
     const prefillAttention: AttentionStep[] = [];
     const decodeAttention: AttentionStep[] = [];
+    const layerEnds: number[] = [];
     for (let l = 0; l < layers.length; l++) {
       const L = layers[l];
       add(norm(x, L.attnNorm, xn));
@@ -278,6 +293,7 @@ export class GpuModel {
       add(norm(x, L.ffnNorm, xn));
       add(mlpGateOp(ctx, L.wGate, L.wUp, xn, gate, up, { tokens: 1, maxTokens: B, matvecMaxTokens: 1 }));
       linear(L.wDown, gate, x, { accumulate: true });
+      layerEnds.push(body.length);
     }
     const head: Dispatch[] = [];
     head.push(rmsnormOp(ctx, xLast, outputNorm, xnLast, dim, config.rmsEps, { rows: 1 }));
@@ -289,7 +305,7 @@ export class GpuModel {
       ctx,
       config,
       { tokens, positions, slots, pageTable, x, xLast, logits, readbacks, owned },
-      { body, head, resizable, prefillAttention, decodeAttention, sampler },
+      { body, head, resizable, prefillAttention, decodeAttention, sampler, layerEnds },
       { bytes: weightBytes },
       kv,
       maxContext,
@@ -407,17 +423,17 @@ export class GpuModel {
   /**
    * Starts a sequence `[prefix] [chunk ...] [question]` from cached chunks and samples the first
    * generated token. Chunk pages are placed at their absolute positions by reference (keys are
-   * stored unrotated, so no copy and no re-rotation); AttnLink then recomputes the first `k`
-   * tokens of every chunk, all chunks batched into one pass per layer, attending causally to
-   * everything before them, into private pages; then the question is prefilled.
-   * k = 0 is naive reuse; k ≥ a chunk's length recomputes that chunk entirely.
+   * stored unrotated, so no copy and no re-rotation); the tokens `rule` picks are then recomputed,
+   * all chunks batched into one pass per layer, each attending causally to everything before it,
+   * into private pages; then the question is prefilled.
+   * `{k: 0}` is naive reuse; `{k}` with k ≥ a chunk's length recomputes that chunk entirely.
    */
   async prefillLinked(
-    parts: { prefix: number[]; chunks: readonly ChunkKV[]; question: number[]; k: number },
+    parts: { prefix: number[]; chunks: readonly ChunkKV[]; question: number[] } & RecomputeRule,
     sampling: SamplingParams,
     signal?: AbortSignal,
-  ): Promise<{ next: number; stats: LinkStats }> {
-    const { prefix, chunks, question, k } = parts;
+  ): Promise<{ next: number; stats: LinkStats; recomputed: number[][] }> {
+    const { prefix, chunks, question } = parts;
     if (question.length === 0) throw new UnsupportedModelError('empty-question', 'a linked request needs at least one question token to sample from');
     const total = prefix.length + chunks.reduce((s, c) => s + c.tokens.length, 0) + question.length;
     await this.beginSequence();
@@ -426,25 +442,153 @@ export class GpuModel {
     this.checkTokens(question);
     const stats: LinkStats = { reused: 0, recomputed: 0, computed: prefix.length + question.length };
     if (prefix.length > 0) await this.runTokens(prefix, undefined, signal);
+    let selected: number[][];
+    if ('blend' in parts) {
+      const { ratio, layer = DEFAULT_BLEND_LAYER } = parts.blend;
+      if (!(ratio >= 0 && ratio <= 1)) throw new InvalidRequestError('bad-ratio', `the cacheblend ratio must be in [0, 1], got ${ratio}`);
+      const deviation = ratio > 0 ? await this.blendDeviation(prefix.length, chunks, Math.min(Math.max(0, layer), this.config.nLayers - 1), signal) : chunks.map((c) => new Float32Array(c.tokens.length));
+      selected = selectByDeviation(deviation, ratio);
+      stats.probed = ratio > 0 ? total - prefix.length - question.length : 0;
+    } else if ('indices' in parts) {
+      selected = chunks.map((c, i) => {
+        const idx = [...(parts.indices[i] ?? [])];
+        idx.forEach((t, j) => {
+          if (!Number.isInteger(t) || t < 0 || t >= c.tokens.length || (j > 0 && t <= idx[j - 1])) {
+            throw new InvalidRequestError('bad-indices', `recompute indices of chunk ${i} must increase inside 0..${c.tokens.length - 1}; got ${t}`);
+          }
+        });
+        return idx;
+      });
+    } else {
+      const k = parts.k;
+      if (!Number.isInteger(k) || k < 0) throw new InvalidRequestError('bad-k', `k must be a non-negative integer, got ${k}`);
+      selected = chunks.map((c) => Array.from({ length: Math.min(k, c.tokens.length) }, (_, i) => i));
+    }
     // Place every chunk first, so each recomputed token sees all chunk KV before it.
     let pos = prefix.length;
     const recompute: number[] = [];
     const recomputePositions: number[] = [];
-    for (const c of chunks) {
-      const kk = Math.min(Math.max(0, k), c.tokens.length);
-      for (let i = 0; i < kk; i++) {
-        recompute.push(c.tokens[i]);
-        recomputePositions.push(pos + i);
+    chunks.forEach((c, ci) => {
+      const sel = selected[ci];
+      let from = 0; // start of the run of kept tokens
+      for (const t of [...sel, c.tokens.length]) {
+        if (t > from) this.seq.mapShared(spansSlice(c.spans, from, t), pos + from);
+        if (t < c.tokens.length) {
+          recompute.push(c.tokens[t]);
+          recomputePositions.push(pos + t);
+        }
+        from = t + 1;
       }
-      const rest = spansFrom(c.spans, kk);
-      if (rest.length > 0) this.seq.mapShared(rest, pos + kk);
-      stats.reused += c.tokens.length - kk;
-      stats.recomputed += kk;
+      stats.reused += c.tokens.length - sel.length;
+      stats.recomputed += sel.length;
       pos += c.tokens.length;
-    }
+    });
     if (recompute.length > 0) await this.runTokens(recompute, undefined, signal, recomputePositions);
     const next = await this.runTokens(question, sampling, signal, Array.from(question, (_, i) => pos + i));
-    return { next, stats };
+    return { next, stats, recomputed: selected };
+  }
+
+  /**
+   * CacheBlend's probe: runs every chunk token at its absolute position through layers
+   * 0..layer only (a full prefill's KV up to that layer, into a scratch sequence that sees the
+   * current sequence's prefix by reference), then compares each token's fresh K and V at `layer`
+   * with its cached ones. Returns, per chunk, each token's squared deviation.
+   */
+  private async blendDeviation(prefixLen: number, chunks: readonly ChunkKV[], layer: number, signal?: AbortSignal): Promise<Float32Array[]> {
+    const saved = this.seq;
+    const probe = this.kv.newSequence();
+    this.seq = probe;
+    try {
+      if (prefixLen > 0) probe.mapShared(spansSlice(saved.spans(), 0, prefixLen), 0);
+      const tokens = chunks.flatMap((c) => c.tokens);
+      for (let i = 0; i < tokens.length; i += this.maxBatch) {
+        throwIfAborted(signal);
+        const part = tokens.slice(i, i + this.maxBatch);
+        this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(part));
+        await this.submitStep(part.length, 'prefill', undefined, undefined, layer + 1);
+      }
+      const fresh = spansSlice(probe.spans(), prefixLen, prefixLen + tokens.length);
+      const [f, c] = await this.readLayerRows(layer, [fresh, chunks.flatMap((ch) => ch.spans)]);
+      const kvDim = this.config.nKvHeads * this.config.headDim;
+      const dev = kvDeviation(f.k, f.v, c.k, c.v, kvDim);
+      const out: Float32Array[] = [];
+      let at = 0;
+      for (const ch of chunks) {
+        out.push(dev.slice(at, at + ch.tokens.length));
+        at += ch.tokens.length;
+      }
+      return out;
+    } finally {
+      probe.release();
+      this.seq = saved;
+    }
+  }
+
+  /** One layer's K and V rows (f32, token order) of each list of spans, read back in one copy. */
+  private async readLayerRows(layer: number, lists: readonly (readonly PageSpan[])[]): Promise<{ k: Float32Array; v: Float32Array }[]> {
+    const rowBytes = this.config.nKvHeads * this.config.headDim * 4;
+    const counts = lists.map((l) => l.reduce((s, x) => s + x.nTokens, 0));
+    const size = counts.reduce((s, n) => s + 2 * n * rowBytes, 0);
+    const staging = this.ctx.device.createBuffer({ size: Math.max(16, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.ctx.device.createCommandEncoder({ label: 'read-layer-rows' });
+    const { k: kPool, v: vPool } = this.kv.layers[layer];
+    let dst = 0;
+    for (const list of lists) {
+      for (const pool of [kPool, vPool]) {
+        for (const s of list) {
+          enc.copyBufferToBuffer(pool, (s.page * KV_PAGE_SIZE + (s.slotOffset ?? 0)) * rowBytes, staging, dst, s.nTokens * rowBytes);
+          dst += s.nTokens * rowBytes;
+        }
+      }
+    }
+    this.ctx.device.queue.submit([enc.finish()]);
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      const all = new Float32Array(staging.getMappedRange(0, size).slice(0));
+      const out: { k: Float32Array; v: Float32Array }[] = [];
+      let at = 0;
+      for (const n of counts) {
+        const w = (n * rowBytes) / 4;
+        out.push({ k: all.subarray(at, at + w), v: all.subarray(at + w, at + 2 * w) });
+        at += 2 * w;
+      }
+      return out;
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /**
+   * Starts a sequence whose first `reuse` tokens are taken by reference from `cached` (a prompt
+   * kept by holdPrompt: exactly the same tokens at the same positions, so its KV is exact), runs
+   * the rest of `tokens` and samples the first generated token.
+   */
+  async prefillFromPrefix(cached: ChunkKV | undefined, reuse: number, tokens: number[], sampling: SamplingParams, signal?: AbortSignal): Promise<number> {
+    if (!Number.isInteger(reuse) || reuse < 0 || reuse >= tokens.length || reuse > (cached?.tokens.length ?? 0)) {
+      throw new InvalidRequestError('bad-reuse', `a prefix reuse of ${reuse} tokens needs a cached prompt that long and at least one new token (prompt ${tokens.length})`);
+    }
+    for (let i = 0; i < reuse; i++) {
+      if (cached!.tokens[i] !== tokens[i]) throw new InvalidRequestError('bad-reuse', `the cached prompt differs from this one at token ${i}`);
+    }
+    await this.beginSequence();
+    this.checkRoom(tokens.length);
+    this.checkTokens(tokens);
+    if (reuse > 0) this.seq.mapShared(spansSlice(cached!.spans, 0, reuse), 0);
+    return this.runTokens(tokens.slice(reuse), sampling, signal);
+  }
+
+  /**
+   * Keeps the KV of the current sequence's first `tokens.length` tokens (its prompt, run in
+   * order by prefill or prefillFromPrefix) by reference, for later prefillFromPrefix calls.
+   */
+  holdPrompt(tokens: readonly number[]): ChunkKV {
+    if (tokens.length > this.seq.nTokens) {
+      throw new KVCacheError('bad-hold', `the sequence has ${this.seq.nTokens} tokens; cannot hold a prompt of ${tokens.length}`);
+    }
+    const spans = spansSlice(this.seq.spans(), 0, tokens.length);
+    const holder = this.kv.newSequence();
+    holder.mapShared(spans, 0);
+    return { tokens: [...tokens], spans, release: () => holder.release() };
   }
 
   /**
@@ -462,7 +606,7 @@ export class GpuModel {
       for (const pool of [layer.k, layer.v]) {
         for (const s of chunk.spans) {
           const bytes = s.nTokens * rowBytes;
-          enc.copyBufferToBuffer(pool, (s.page * 16 + (s.slotOffset ?? 0)) * rowBytes, staging, dst, bytes);
+          enc.copyBufferToBuffer(pool, (s.page * KV_PAGE_SIZE + (s.slotOffset ?? 0)) * rowBytes, staging, dst, bytes);
           dst += bytes;
         }
       }
@@ -495,7 +639,7 @@ export class GpuModel {
         for (const pool of [layer.k, layer.v]) {
           for (const s of spans) {
             const bytes = s.nTokens * rowBytes;
-            this.ctx.device.queue.writeBuffer(pool, (s.page * 16 + (s.slotOffset ?? 0)) * rowBytes, data, src, bytes);
+            this.ctx.device.queue.writeBuffer(pool, (s.page * KV_PAGE_SIZE + (s.slotOffset ?? 0)) * rowBytes, data, src, bytes);
             src += bytes;
           }
         }
@@ -547,7 +691,7 @@ export class GpuModel {
    * One step over n tokens: sizes every op, records one command buffer and submits it now; the
    * promise resolves to the sampled id once it is read back (-1 without sampling).
    */
-  private submitStep(n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined, placed?: number[]): Promise<number> {
+  private submitStep(n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined, placed?: number[], layers?: number): Promise<number> {
     const { ctx, bufs, program, config } = this;
     const at = placed ? Uint32Array.from(placed) : undefined;
     const { positions, slots } = at ? { positions: at, slots: this.seq.appendSlots(at) } : this.seq.append(n);
@@ -564,9 +708,9 @@ export class GpuModel {
 
     const enc = ctx.device.createCommandEncoder({ label: `${kind}-${n}` });
     let pass = enc.beginComputePass();
-    encodeDispatches(pass, program.body);
+    encodeDispatches(pass, layers === undefined ? program.body : program.body.slice(0, program.layerEnds[layers - 1]));
     pass.end();
-    if (!sampling) {
+    if (!sampling || layers !== undefined) {
       ctx.device.queue.submit([enc.finish()]);
       return Promise.resolve(-1);
     }

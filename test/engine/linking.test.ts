@@ -128,4 +128,48 @@ describe.skipIf(!stories)(stories ? 'chunk linking on stories260K' : missingShar
     ca.release();
     cb.release();
   });
+
+  it('cacheblend: ratio 1 reproduces full prefill, ratio 0 is naive, ratio r recomputes ceil(r · chunk tokens) and equals recomputing them by index', async () => {
+    const { model, bos, a, b, q } = await setup();
+    const full = await fullLogits(model, [...bos, ...a, ...b, ...q]);
+    const ca = await model.computeChunk(a);
+    const cb = await model.computeChunk(b);
+    const all = await model.prefillLinked({ prefix: bos, chunks: [ca, cb], question: q, blend: { ratio: 1 } }, GREEDY);
+    expect(all.stats).toMatchObject({ reused: 0, recomputed: a.length + b.length, probed: a.length + b.length });
+    expect(relDiff(await model.readLogits(), full.logits)).toBeLessThan(1e-4);
+    const part = await model.prefillLinked({ prefix: bos, chunks: [ca, cb], question: q, blend: { ratio: 0.3 } }, GREEDY);
+    const n = Math.ceil(0.3 * (a.length + b.length));
+    expect(part.stats.recomputed).toBe(n);
+    expect(part.recomputed.flat().length).toBe(n);
+    const partLogits = await model.readLogits();
+    // Recomputing the same tokens by explicit indices is the same computation.
+    await model.prefillLinked({ prefix: bos, chunks: [ca, cb], question: q, indices: part.recomputed }, GREEDY);
+    expect(relDiff(await model.readLogits(), partLogits)).toBeLessThan(1e-6);
+    // And it lands between naive reuse and full prefill.
+    const naive = await linkedLogits(model, bos, [ca, cb], q, 0);
+    const none = await model.prefillLinked({ prefix: bos, chunks: [ca, cb], question: q, blend: { ratio: 0 } }, GREEDY);
+    expect(none.stats).toMatchObject({ recomputed: 0, probed: 0 });
+    expect(relDiff(await model.readLogits(), naive.logits)).toBeLessThan(1e-6);
+    const err = (x: Float32Array) => relDiff(x, full.logits);
+    expect(err(partLogits)).toBeLessThan(err(naive.logits));
+    await expect(model.prefillLinked({ prefix: bos, chunks: [ca, cb], question: q, indices: [[3, 1], []] }, GREEDY)).rejects.toThrow(/must increase/);
+    ca.release();
+    cb.release();
+  });
+
+  it('prefix: a held prompt\'s pages give exactly the full prefill logits of a longer prompt', async () => {
+    const { model, bos, a, b, q } = await setup();
+    await model.beginSequence();
+    await model.prefill([...bos, ...a], GREEDY);
+    const held = model.holdPrompt([...bos, ...a]);
+    await model.decode(GREEDY); // writes after the held tokens, into the same tail page
+    const tokens = [...bos, ...a, ...b, ...q];
+    const full = await fullLogits(model, tokens);
+    const next = await model.prefillFromPrefix(held, 1 + a.length, tokens, GREEDY);
+    expect(next).toBe(full.next);
+    expect(relDiff(await model.readLogits(), full.logits)).toBeLessThan(1e-5);
+    expect(model.length).toBe(tokens.length);
+    await expect(model.prefillFromPrefix(held, 2, [...bos, ...b], GREEDY)).rejects.toThrow(/differs/);
+    held.release();
+  });
 });
