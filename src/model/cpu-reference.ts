@@ -193,7 +193,7 @@ export class CpuModel {
    */
   forward(tokens: number[], startPos = this.pos): Float32Array {
     this.begin(tokens, startPos);
-    for (const t of tokens) this.step(t);
+    for (const t of tokens) this.step(t, this.pos);
     return this.s.logits.slice();
   }
 
@@ -202,10 +202,106 @@ export class CpuModel {
     this.begin(tokens, startPos);
     const out: Float32Array[] = [];
     for (const t of tokens) {
-      this.step(t);
+      this.step(t, this.pos);
       out.push(this.s.logits.slice());
     }
     return out;
+  }
+
+  /**
+   * Copies of the cached K and V rows of positions start..start+n-1: per layer (n, nKvHeads*headDim)
+   * row-major, keys before RoPE (so rows copied elsewhere with setKV stay valid at any position).
+   */
+  kvRows(start: number, n: number): { k: Float32Array[]; v: Float32Array[] } {
+    if (!Number.isInteger(start) || !Number.isInteger(n) || start < 0 || n < 0 || start + n > this.pos) {
+      throw new InvalidRequestError('bad-position', `rows ${start}..${start + n - 1} are not all in the sequence of ${this.pos} tokens`, { start, n, length: this.pos });
+    }
+    const kvDim = this.config.nKvHeads * this.config.headDim;
+    return {
+      k: this.keys.map((K) => K.slice(start * kvDim, (start + n) * kvDim)),
+      v: this.values.map((V) => V.slice(start * kvDim, (start + n) * kvDim)),
+    };
+  }
+
+  /**
+   * Writes K and V rows (per layer (n, nKvHeads*headDim), keys before RoPE, as kvRows returns them)
+   * at positions at..at+n-1 and extends the sequence to at least at+n. Attention rotates each key
+   * by the position it sits at, so rows computed elsewhere are placed by a plain copy.
+   */
+  setKV(rows: { readonly k: readonly Float32Array[]; readonly v: readonly Float32Array[] }, at: number): void {
+    const { nLayers, nKvHeads, headDim } = this.config;
+    const kvDim = nKvHeads * headDim;
+    if (rows.k.length !== nLayers || rows.v.length !== nLayers) {
+      throw new InvalidRequestError('bad-kv-rows', `KV rows need one K and one V array per layer (${nLayers}); got ${rows.k.length} and ${rows.v.length}`);
+    }
+    const n = rows.k[0].length / kvDim;
+    for (let l = 0; l < nLayers; l++) {
+      if (rows.k[l].length !== n * kvDim || rows.v[l].length !== n * kvDim || !Number.isInteger(n)) {
+        throw new InvalidRequestError('bad-kv-rows', `layer ${l}'s K and V rows must both hold the same whole number of rows of ${kvDim} values (got ${rows.k[l].length} and ${rows.v[l].length})`, { layer: l });
+      }
+    }
+    if (!Number.isInteger(at) || at < 0 || at > this.pos) {
+      throw new InvalidRequestError('bad-position', `rows can be written from position 0 to the sequence length ${this.pos}, not at ${at}: positions cannot be skipped`, { at, length: this.pos });
+    }
+    if (at + n > this.maxPos) {
+      throw new KVCacheError('kv-cache-full', `the CPU reference holds ${this.maxPos} positions; ${n} rows at position ${at} do not fit (load it with a larger maxPos)`, { maxPos: this.maxPos, used: at, requested: n });
+    }
+    for (let l = 0; l < nLayers; l++) {
+      this.keys[l].set(rows.k[l], at * kvDim);
+      this.values[l].set(rows.v[l], at * kvDim);
+    }
+    this.pos = Math.max(this.pos, at + n);
+  }
+
+  /**
+   * Runs tokens[i] at positions[i], in order, each attending to the rows at positions 0..its own
+   * (whatever they hold: placed rows, earlier tokens of this call, its own fresh row), and returns
+   * a copy of the last one's logits. Nothing is dropped: a position inside the sequence has its
+   * rows overwritten and the rows after it kept, which is how linked chunks recompute tokens in
+   * place. A position may be at most the sequence length; the sequence grows to cover the last one.
+   */
+  forwardAt(tokens: number[], positions: readonly number[]): Float32Array {
+    this.checkAt(tokens, positions);
+    for (let i = 0; i < tokens.length; i++) this.step(tokens[i], positions[i]);
+    return this.s.logits.slice();
+  }
+
+  /** Like forwardAt, but returns the logits of every token: (tokens.length) arrays of (vocab). */
+  forwardAtAll(tokens: number[], positions: readonly number[]): Float32Array[] {
+    this.checkAt(tokens, positions);
+    const out: Float32Array[] = [];
+    for (let i = 0; i < tokens.length; i++) {
+      this.step(tokens[i], positions[i]);
+      out.push(this.s.logits.slice());
+    }
+    return out;
+  }
+
+  /** Checks a forwardAt call before any work: each position at most the length the tokens before it leave. */
+  private checkAt(tokens: number[], positions: readonly number[]): void {
+    if (tokens.length === 0) throw new InvalidRequestError('empty-input', 'CpuModel.forwardAt needs at least one token');
+    if (positions.length !== tokens.length) {
+      throw new InvalidRequestError('bad-position', `forwardAt got ${tokens.length} tokens but ${positions.length} positions`, { tokens: tokens.length, positions: positions.length });
+    }
+    let length = this.pos;
+    for (const p of positions) {
+      if (!Number.isInteger(p) || p < 0 || p > length) {
+        throw new InvalidRequestError('bad-position', `position ${p} must be an integer between 0 and the sequence length ${length}: positions cannot be skipped`, { position: p, length });
+      }
+      if (p >= this.maxPos) {
+        throw new KVCacheError('kv-cache-full', `the CPU reference holds ${this.maxPos} positions; position ${p} is past them (load it with a larger maxPos)`, { maxPos: this.maxPos, position: p });
+      }
+      length = Math.max(length, p + 1);
+    }
+    this.checkTokenIds(tokens);
+  }
+
+  private checkTokenIds(tokens: readonly number[]): void {
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) {
+        throw new InvalidRequestError('bad-token', `token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1})`, { token: t });
+      }
+    }
   }
 
   /** Checks a call before any work, then moves the sequence end to startPos. */
@@ -225,23 +321,21 @@ export class CpuModel {
         { maxPos: this.maxPos, used: startPos, requested: tokens.length },
       );
     }
-    for (const t of tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) {
-        throw new InvalidRequestError('bad-token', `token id ${t} is outside the vocabulary (0..${this.config.vocabSize - 1})`, { token: t });
-      }
-    }
+    this.checkTokenIds(tokens);
     this.pos = startPos;
   }
 
-  /** One token at position this.pos through every layer; leaves its logits in s.logits. */
-  private step(token: number): void {
+  /**
+   * One token at position `pos` (at most the sequence length) through every layer, attending to
+   * positions 0..pos; leaves its logits in s.logits and the sequence at least pos+1 long.
+   */
+  private step(token: number, pos: number): void {
     const c = this.config;
     const { dim, nHeads, nKvHeads, headDim, ffnDim, ropeDim, ropeMode } = c;
     const { x, xn, q, att, proj, gate, up, key, scores } = this.s;
     const qDim = nHeads * headDim;
     const kvDim = nKvHeads * headDim;
     const group = nHeads / nKvHeads; // query heads per KV head (GQA)
-    const pos = this.pos;
     const n = pos + 1; // positions attended to, this one included
     const scale = 1 / Math.sqrt(headDim);
     x.set(this.tokenEmbd.subarray(token * dim, (token + 1) * dim));
@@ -302,7 +396,7 @@ export class CpuModel {
       for (let i = 0; i < dim; i++) x[i] += proj[i];
     }
 
-    this.pos = n;
+    this.pos = Math.max(this.pos, n);
     rmsnorm(xn, x, this.outputNorm, c.rmsEps);
     matvec(this.s.logits, this.output, xn, c.vocabSize, dim);
   }
