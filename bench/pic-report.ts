@@ -1,6 +1,6 @@
 // Text tables and bar charts of the chunk cache benchmark, for the terminal and the .md report.
 import type { ChunkVariant, MethodRow, QualityResult } from './pic-quality.ts';
-import type { SpeedRow, SpeedSkip } from './pic-speed.ts';
+import { SPEED_METHODS, type SpeedRow, type SpeedSkip } from './pic-speed.ts';
 
 export interface PicReport {
   date: string;
@@ -63,8 +63,8 @@ export function renderQualityTable(q: QualityResult): string[] {
 }
 
 export function renderSpeedTable(rows: readonly SpeedRow[]): string[] {
-  const head = ['model', 'chunks×len', 'prompt', 'full ms', 'naive ms', 'full/naive', 'attnlink ms', 'full/attnlink', 'k', 'tokens run full/naive/attnlink'];
-  const widths = [34, 10, 6, 9, 9, 10, 11, 13, 3, 30];
+  const head = ['model', 'chunks×len', 'prompt', 'full ms', ...SPEED_METHODS.flatMap((m) => [`${m} ms`, 'full/it']), 'tokens run (full, then each method; +probed)'];
+  const widths = [26, 10, 6, 8, ...SPEED_METHODS.flatMap((m) => [m.length + 3, 7]), 24];
   const lines = [head.map((h, i) => pad(h, widths[i], i > 0)).join('  ')];
   for (const r of rows) {
     const cells = [
@@ -72,15 +72,12 @@ export function renderSpeedTable(rows: readonly SpeedRow[]): string[] {
       `${r.chunks}×${r.chunkLength}`,
       String(r.promptTokens),
       r.fullMs.toFixed(0),
-      r.naiveMs.toFixed(0),
-      `${r.fullOverNaive.toFixed(1)}×`,
-      r.attnlinkMs.toFixed(0),
-      `${r.fullOverAttnlink.toFixed(1)}×`,
-      String(r.k),
-      `${r.fullComputed}/${r.naiveComputed}/${r.attnlinkComputed}`,
+      ...SPEED_METHODS.flatMap((m) => [r.methods[m].ms.toFixed(0), `${r.methods[m].fullOver.toFixed(1)}×`]),
+      [r.fullComputed, ...SPEED_METHODS.map((m) => r.methods[m].computed)].join('/') + (r.methods.cacheblend.probed ? ` +${r.methods.cacheblend.probed}` : ''),
     ];
     lines.push(cells.map((c, i) => pad(c, widths[i], i > 0)).join('  '));
   }
+  if (rows.length > 0) lines.push(`(attnlink k = ${rows[0].k}; cacheblend ratio = ${rows[0].ratio}, its probe runs layers 0..1)`);
   return lines;
 }
 
@@ -148,9 +145,11 @@ export function renderMarkdown(r: PicReport): string {
   }
   out.push('', `## Time to first token (chunks cached; attnlink k = ${r.defaultK.k}, ${r.defaultK.source})`, '');
   out.push(
-    'Only the linked request is timed: from the call to the sampled id read back. Full prefill runs every token of `[BOS] chunks… question` ' +
-      '(8 question tokens); naive reuse runs BOS and the question; AttnLink adds the first k tokens of every chunk, batched in one pass. ' +
-      'Token ids are random; times are medians of the repetitions.',
+    'Only the request itself is timed: from the call to the sampled id read back; chunks are cached before the clock starts. Full prefill runs every token of `[BOS] chunks… question` ' +
+      '(8 question tokens). prefix-same reuses an earlier prompt over the same chunks in the same order with another question (prefix caching at its best: ' +
+      'only the question runs); prefix-reordered reuses an earlier prompt over the same chunks in reverse order (only the common prefix is reused). ' +
+      'Naive reuse runs BOS and the question; AttnLink adds the first k tokens of every chunk, batched in one pass; cacheblend runs every chunk token through ' +
+      'layers 0..1 to find the most deviating ones, then recomputes that share of them in one pass. Token ids are random; times are medians of the repetitions.',
   );
   if (r.adapter.isSwiftShader) out.push('', '**SwiftShader: these are CPU timings (one repetition each), not GPU timings.**');
   out.push('', '```', ...renderSpeedTable(r.speed.rows), '```');
@@ -160,10 +159,7 @@ export function renderMarkdown(r: PicReport): string {
   }
   if (r.speed.rows.length > 0) {
     out.push('', 'full / method (how many times sooner the first token comes):', '', '```');
-    const items = r.speed.rows.flatMap((x) => [
-      { label: `${x.model} ${x.chunks}×${x.chunkLength} naive`, value: x.fullOverNaive },
-      { label: `${x.model} ${x.chunks}×${x.chunkLength} attnlink`, value: x.fullOverAttnlink },
-    ]);
+    const items = r.speed.rows.flatMap((x) => SPEED_METHODS.map((m) => ({ label: `${x.model} ${x.chunks}×${x.chunkLength} ${m}`, value: x.methods[m].fullOver })));
     out.push(...bars(items, 40, { unit: (v) => `${v.toFixed(1)}×` }), '```');
   }
   out.push('');

@@ -8,6 +8,7 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { GpuContext } from '../src/gpu/context.ts';
+import { DEFAULT_BLEND_RATIO } from '../src/kv/cacheblend.ts';
 import { FileSource } from '../src/gguf/node-file-source.ts';
 import { parseGGUF, type GGUFFile } from '../src/gguf/reader.ts';
 import { MemorySource, type ByteSource } from '../src/gguf/source.ts';
@@ -110,6 +111,7 @@ function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; 
     questionTokens: 8,
     repeats: isSwiftShader ? 1 : 5,
     k: 0,
+    ratio: DEFAULT_BLEND_RATIO,
   };
   // On a GPU the synthetic model is sized up (4 layers, dim 512); on SwiftShader the preset as is.
   const syntheticSpec: SyntheticSpec | undefined = quick && isSwiftShader
