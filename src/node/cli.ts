@@ -17,12 +17,27 @@ export const usage = `Usage:
       --chat             send the prompt as a user message through the model's chat template
       --doc FILE         a document to put in front of the prompt (repeatable, in order); each is
                          split into chunks whose KV is computed once and reused (KVSplit)
-      --method M         with --doc: full | naive | attnlink (default attnlink)
-      --k K              with --doc: tokens AttnLink recomputes at the start of each chunk
+      --method M         with --doc: how cached chunk KV is used (default attnlink):
+                           full        no reuse: every token is computed
+                           prefix      reuse only the longest exactly matching prompt prefix kept
+                                       by an earlier request of this process (a single CLI run
+                                       has none, so it computes everything)
+                           naive       reuse every chunk's KV as it is
+                           attnlink    recompute the first K tokens of each chunk
+                           cacheblend  recompute the share R of chunk tokens whose KV deviates
+                                       most from a full prefill's at layer 1
+      --k K              with --method attnlink: tokens recomputed at the start of each chunk
+      --ratio R          with --method cacheblend: share of chunk tokens recomputed, in [0, 1]
       --cache-dir DIR    with --doc: keep chunk KV in DIR, so later runs reuse it
       --json             print one JSON object: promptTokens, tokens, text, ttftMs,
                          prefillTokPerS, decodeTokPerS, finishReason (with --doc also
                          reusedTokens, recomputedTokens, computedTokens, chunks)
+  chunklm bench pic [--quick] [--json] [--out DIR] ...
+      The chunk-cache benchmark (quality of every method against full prefill on stories260K,
+      and time to first token as chunks grow); writes bench/results/pic-<adapter>.{json,md}.
+      --json prints the report on stdout. 'chunklm bench pic --help' lists its options.
+  chunklm bench engine [--quick] [--skip-models] [--out FILE]
+      The engine benchmark (kernels against copy bandwidth, load/prefill/decode per model).
   chunklm tokenize --model FILE (--text TEXT | --file PATH) [--add-bos] [--parse-special] [--json]
       Token ids of the text under the model's tokenizer. By default no BOS is added and
       special-token text such as <s> is encoded literally. Needs no GPU.
@@ -47,6 +62,7 @@ const generateOptions = {
   doc: { type: 'string', multiple: true },
   method: { type: 'string' },
   k: { type: 'string' },
+  ratio: { type: 'string' },
   'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -72,7 +88,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'generate') return await generateCommand(rest);
     if (command === 'tokenize') return await tokenizeCommand(rest);
-    throw usageError(`unknown command '${command}' (expected generate or tokenize)`);
+    if (command === 'bench') return await benchCommand(rest);
+    throw usageError(`unknown command '${command}' (expected generate, tokenize or bench)`);
   } catch (err) {
     return report(err);
   }
@@ -131,15 +148,20 @@ async function generateCommand(args: string[]): Promise<number> {
   };
   const json = values.json === true;
   const docs = values.doc ?? [];
-  if (docs.length === 0 && (values.method !== undefined || values.k !== undefined || values['cache-dir'] !== undefined)) {
-    throw usageError('--method, --k and --cache-dir apply to --doc requests');
+  if (docs.length === 0 && (values.method !== undefined || values.k !== undefined || values.ratio !== undefined || values['cache-dir'] !== undefined)) {
+    throw usageError('--method, --k, --ratio and --cache-dir apply to --doc requests');
   }
   if (docs.length > 0 && values.chat) throw usageError('--chat and --doc cannot be combined yet');
+  const methods = ['full', 'prefix', 'naive', 'attnlink', 'cacheblend'];
   if (values.method !== undefined) {
-    if (!['full', 'naive', 'attnlink'].includes(values.method)) throw usageError(`--method must be full, naive or attnlink, got '${values.method}'`);
+    if (!methods.includes(values.method)) throw usageError(`--method must be one of ${methods.join(', ')}, got '${values.method}'`);
     opts.method = values.method as GenerateOptions['method'];
   }
+  const method = opts.method ?? 'attnlink';
+  if (values.k !== undefined && method !== 'attnlink') throw usageError(`--k applies to --method attnlink, not ${method}`);
+  if (values.ratio !== undefined && method !== 'cacheblend') throw usageError(`--ratio applies to --method cacheblend, not ${method}`);
   opts.k = numberFlag(values.k, '--k', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+  opts.ratio = numberFlag(values.ratio, '--ratio', (n) => n >= 0 && n <= 1, 'a number in [0, 1]');
   const input: GenerateInput =
     docs.length > 0
       ? { documents: await Promise.all(docs.map((d) => readTextFile(d, '--doc'))), question: prompt }
@@ -188,6 +210,27 @@ async function generateCommand(args: string[]): Promise<number> {
     return 0;
   } finally {
     await source.close();
+  }
+}
+
+/** Runs a benchmark script (bench/*.ts) in a child Node process with the same TypeScript loader. */
+async function benchCommand(args: string[]): Promise<number> {
+  const [which, ...rest] = args;
+  const scripts: Record<string, string> = { pic: 'pic.ts', engine: 'engine-bench.ts' };
+  if (which === undefined || !(which in scripts)) throw usageError(`bench needs one of ${Object.keys(scripts).join(', ')}${which ? `, got '${which}'` : ''}`);
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const script = fileURLToPath(new URL(`../../bench/${scripts[which]}`, import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...rest], { stdio: 'inherit' });
+  const forward = (): void => void child.kill('SIGINT');
+  process.on('SIGINT', forward);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.on('error', (err) => reject(new InvalidRequestError('bench-failed', `cannot start the benchmark: ${err.message}`)));
+      child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    });
+  } finally {
+    process.off('SIGINT', forward);
   }
 }
 

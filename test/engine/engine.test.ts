@@ -71,6 +71,26 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
     expect(exact.promptTokens).toEqual(full.promptTokens);
   });
 
+  it('prefix: a later prompt reuses the longest kept prefix exactly; other methods need documents', async () => {
+    const engine = await storiesEngine();
+    const story = 'Once upon a time, there was a little girl named Lily. She loved to play outside.';
+    const full = await engine.complete(`${story} One day`, { maxTokens: 10, method: 'full' });
+    const first = await engine.complete(story, { maxTokens: 4, method: 'prefix' });
+    expect(first.reusedTokens).toBe(0);
+    const second = await engine.complete(`${story} One day`, { maxTokens: 10, method: 'prefix' });
+    const kept = engine.tokenize(story, { addBos: true });
+    expect(second.promptTokens.slice(0, kept.length)).toEqual(kept);
+    expect(second.reusedTokens).toBe(kept.length);
+    expect(second.computedTokens).toBe(second.promptTokens.length - kept.length);
+    expect(second.tokens).toEqual(full.tokens);
+    // The same prompt again: everything but its last token is reused (one token runs to sample from).
+    const again = await engine.complete(`${story} One day`, { maxTokens: 10, method: 'prefix' });
+    expect(again.reusedTokens).toBe(again.promptTokens.length - 1);
+    expect(again.tokens).toEqual(full.tokens);
+    await expect(engine.complete(story, { method: 'attnlink' })).rejects.toThrow(InvalidRequestError);
+    await expect(engine.complete({ documents: ['Lily.'], question: 'Tom' }, { method: 'cacheblend', ratio: 2 })).rejects.toThrow(/ratio must be in \[0, 1\]/);
+  });
+
   it('stop strings end generation without emitting the stop text', async () => {
     const engine = await storiesEngine();
     const r = await engine.complete('Once upon a time', { maxTokens: 40, stop: ['Lily'] });

@@ -17,10 +17,19 @@ describe('chunklm CLI --doc usage errors', () => {
   it('--method without --doc, an unknown method and a bad k exit with status 2', () => {
     const a = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--method', 'naive']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toContain('--method, --k and --cache-dir apply to --doc requests');
+    expect(a.stderr).toContain('--method, --k, --ratio and --cache-dir apply to --doc requests');
     const b = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--doc', 'd.txt', '--method', 'magic']);
     expect(b.code).toBe(2);
-    expect(b.stderr).toContain("--method must be full, naive or attnlink, got 'magic'");
+    expect(b.stderr).toContain("--method must be one of full, prefix, naive, attnlink, cacheblend, got 'magic'");
+    const c = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--doc', 'd.txt', '--method', 'cacheblend', '--ratio', '1.5']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain("--ratio must be a number in [0, 1], got '1.5'");
+    const d = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--doc', 'd.txt', '--method', 'naive', '--k', '3']);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toContain('--k applies to --method attnlink, not naive');
+    const e = cli(['bench', 'nope']);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toContain("bench needs one of pic, engine, got 'nope'");
   });
 });
 
@@ -40,6 +49,19 @@ describe.skipIf(!stories)(stories ? 'chunklm generate --doc on stories260K' : mi
     expect(linked.chunks.length).toBeGreaterThanOrEqual(2);
     for (const c of linked.chunks) expect(c.id).toMatch(/^[0-9a-f]{64}$/);
     expect(linked.reusedTokens + linked.recomputedTokens + linked.computedTokens).toBe(linked.promptTokens.length);
+    // cacheblend with ratio 1 recomputes every chunk token: full's output again.
+    const blend = JSON.parse(cli([...base, '--method', 'cacheblend', '--ratio', '1']).stdout);
+    expect(blend.tokens).toEqual(f.tokens);
+    const chunkTokens = blend.chunks.reduce((n: number, c: { tokens: number }) => n + c.tokens, 0);
+    expect(blend.recomputedTokens).toBe(chunkTokens);
+    const part = JSON.parse(cli([...base, '--method', 'cacheblend', '--ratio', '0.25']).stdout);
+    expect(part.recomputedTokens).toBe(Math.ceil(0.25 * chunkTokens));
+    expect(part.reusedTokens + part.recomputedTokens + part.computedTokens).toBe(part.promptTokens.length);
+    // prefix in a fresh process has nothing to reuse: it computes everything, exactly like full.
+    const prefix = JSON.parse(cli([...base, '--method', 'prefix']).stdout);
+    expect(prefix.tokens).toEqual(f.tokens);
+    expect(prefix.reusedTokens).toBe(0);
+    expect(prefix.computedTokens).toBe(f.promptTokens.length);
   });
 
   it('--cache-dir keeps chunk KV between runs: the second process reuses it and generates the same text', () => {
