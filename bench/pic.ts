@@ -87,7 +87,7 @@ const KS = [0, 1, 2, 4, 8, 16, 32];
  * a 1-token step of stories260K takes a large fraction of a second: the quality set is cut by a
  * time budget and the speed grid stops at 512-token prompts.
  */
-function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; speed: SpeedPlan; syntheticSpec: SyntheticSpec | undefined } {
+function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; speed: SpeedPlan; syntheticSpec: SyntheticSpec | undefined; syntheticSpeed: SpeedPlan } {
   const quality: QualityPlan = {
     documents: quick ? 6 : 12,
     minDocTokens: 40,
@@ -103,7 +103,6 @@ function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; 
     fullChecks: isSwiftShader ? 1 : 8,
     seed: 1,
   };
-  const preset = SYNTHETIC_PRESETS['tiny-gqa4-h64'];
   const speed: SpeedPlan = {
     chunkCounts: [1, 2, 4, 8],
     chunkLengths: quick ? [64, 128] : [64, 128, 256],
@@ -113,13 +112,20 @@ function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; 
     k: 0,
     ratio: DEFAULT_BLEND_RATIO,
   };
-  // On a GPU the synthetic model is sized up (4 layers, dim 512); on SwiftShader the preset as is.
+  // The synthetic model has random weights (only its speed matters). On a GPU: 8 layers of
+  // dim 512, the full grid up to 8 chunks of 256 tokens. On SwiftShader: 6 layers of the tiny
+  // GQA-4 shape (so cacheblend's 2-layer probe is a third of the model, not all of it), 256-token
+  // chunks only, up to 8 of them (2057 tokens).
+  const preset = SYNTHETIC_PRESETS['tiny-gqa4-h64'];
   const syntheticSpec: SyntheticSpec | undefined = quick && isSwiftShader
     ? undefined
     : isSwiftShader
-      ? { ...preset, name: 'tiny-gqa4-h64' }
-      : { ...preset, nLayers: 4, dim: 512, ffnDim: 1024, name: 'tiny-gqa4-h64 ×4 layers, dim 512' };
-  return { quality, speed, syntheticSpec };
+      ? { ...preset, nLayers: 6, name: 'tiny-gqa4-h64 ×6 layers' }
+      : { ...preset, nLayers: 8, dim: 512, ffnDim: 1024, name: 'tiny-gqa4-h64 ×8 layers, dim 512' };
+  const syntheticSpeed: SpeedPlan = isSwiftShader
+    ? { ...speed, chunkCounts: [1, 2, 8], chunkLengths: [256], maxPromptTokens: 2100 }
+    : speed;
+  return { quality, speed, syntheticSpec, syntheticSpeed };
 }
 
 async function loadModel(ctx: GpuContext, source: ByteSource, maxContext: number, kvBudgetTokens: number): Promise<{ model: GpuModel; file: GGUFFile }> {
@@ -137,7 +143,7 @@ async function main(): Promise<void> {
   const node = await acquireNodeDevice();
   const info = (node.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   const ctx = new GpuContext(node.device, node.features, fsShaderSources(), { arenaSlots: 1024 });
-  const { quality: qPlan, speed: sPlan, syntheticSpec } = plans(node.isSwiftShader, args.quick);
+  const { quality: qPlan, speed: sPlan, syntheticSpec, syntheticSpeed } = plans(node.isSwiftShader, args.quick);
   if (args.qualitySeconds !== undefined) qPlan.budgetS = args.qualitySeconds;
   const name = `pic-${slug(info, node.adapterInfo)}${args.quick ? '-quick' : ''}`;
   const outDir = resolve(args.out ?? join(projectRoot, 'bench/results'));
@@ -186,8 +192,9 @@ async function main(): Promise<void> {
   if (syntheticSpec) {
     log(`\n[3] time to first token on synthetic ${syntheticSpec.name} (${elapsed()})`);
     const bytes = makeSyntheticModel(syntheticSpec);
-    const m = await loadModel(ctx, new MemorySource(bytes, syntheticSpec.name), Math.min(2048 + 64, sPlan.maxPromptTokens + 16), speedKvBudget(sPlan));
-    const r = await runSpeed(m.model, `synthetic ${syntheticSpec.name}`, 1, sPlan, (s) => log(`  ${s}`));
+    syntheticSpeed.k = sPlan.k;
+    const m = await loadModel(ctx, new MemorySource(bytes, syntheticSpec.name), Math.min(2048 + 64, syntheticSpeed.maxPromptTokens + 16), speedKvBudget(syntheticSpeed));
+    const r = await runSpeed(m.model, `synthetic ${syntheticSpec.name}`, 1, syntheticSpeed, (s) => log(`  ${s}`));
     speedRows.push(...r.rows);
     speedSkips.push(...r.skipped);
     m.model.destroy();
