@@ -1,8 +1,9 @@
 // The CPU reference forward pass: the oracle every GPU result is checked against. Plain loops on
 // weights dequantized to f32, every dot product summed in f64, written to be read top to bottom
-// like llama2.c. Keys are cached BEFORE RoPE and rotated by their position at attention time,
-// like the GPU pages; rotating a key by its own position is exactly what standard RoPE does at
-// store time, so the results are the same (tests check this against a rotate-then-store cache).
+// like llama2.c. Keys are cached BEFORE RoPE and rotated by their position for attention, like the
+// GPU pages (a rotated copy of each key is made once when it is written, not at every read, which
+// gives the same f32 values); rotating a key by its own position is exactly what standard RoPE does
+// at store time, so the results are the same (tests check this against a rotate-then-store cache).
 // It is slow by design (one token at a time, no SIMD): meant for models up to ~10M parameters.
 import { InvalidRequestError, KVCacheError, UnsupportedModelError } from '../errors.ts';
 import { dequantize } from '../gguf/quant.ts';
@@ -36,7 +37,6 @@ interface RunState {
   proj: Float32Array; // (dim) output of wo / wDown before the residual add
   gate: Float32Array; // (ffnDim)
   up: Float32Array; // (ffnDim)
-  key: Float32Array; // (headDim) one cached key, rotated to its position
   scores: Float64Array; // (group, maxPos) attention weights of the query heads sharing a KV head
   logits: Float32Array; // (vocab)
 }
@@ -108,6 +108,7 @@ export function rotateHead(v: Float32Array, off: number, pos: number, table: Flo
 
 export class CpuModel {
   private readonly keys: Float32Array[] = []; // per layer (maxPos, nKvHeads*headDim), before RoPE
+  private readonly rotated: Float32Array[] = []; // per layer (maxPos, nKvHeads*headDim): keys[p] rotated to position p
   private readonly values: Float32Array[] = []; // per layer (maxPos, nKvHeads*headDim)
   private readonly rope: Float32Array; // (maxPos, ropeDim/2, 2) cos, sin
   private readonly s: RunState;
@@ -127,6 +128,7 @@ export class CpuModel {
     this.rope = ropeTable(maxPos, config.ropeDim, config.ropeBase, freqFactors);
     for (let l = 0; l < config.nLayers; l++) {
       this.keys.push(new Float32Array(maxPos * nKvHeads * headDim));
+      this.rotated.push(new Float32Array(maxPos * nKvHeads * headDim));
       this.values.push(new Float32Array(maxPos * nKvHeads * headDim));
     }
     this.s = {
@@ -137,7 +139,6 @@ export class CpuModel {
       proj: new Float32Array(dim),
       gate: new Float32Array(ffnDim),
       up: new Float32Array(ffnDim),
-      key: new Float32Array(headDim),
       scores: new Float64Array((nHeads / nKvHeads) * maxPos),
       logits: new Float32Array(vocabSize),
     };
@@ -249,6 +250,7 @@ export class CpuModel {
     for (let l = 0; l < nLayers; l++) {
       this.keys[l].set(rows.k[l], at * kvDim);
       this.values[l].set(rows.v[l], at * kvDim);
+      for (let p = at; p < at + n; p++) this.rotateKeys(l, p);
     }
     this.pos = Math.max(this.pos, at + n);
   }
@@ -275,6 +277,18 @@ export class CpuModel {
       out.push(this.s.logits.slice());
     }
     return out;
+  }
+
+  /**
+   * Refreshes the rotated copy of position p's keys at layer l. Attention reads keys through this
+   * copy: the same f32 values as rotating the cached key at every read, computed once per write.
+   */
+  private rotateKeys(l: number, p: number): void {
+    const { nKvHeads, headDim, ropeDim, ropeMode } = this.config;
+    const kvDim = nKvHeads * headDim;
+    const R = this.rotated[l];
+    R.set(this.keys[l].subarray(p * kvDim, (p + 1) * kvDim), p * kvDim);
+    for (let kh = 0; kh < nKvHeads; kh++) rotateHead(R, p * kvDim + kh * headDim, p, this.rope, ropeDim, ropeMode);
   }
 
   /** Checks a forwardAt call before any work: each position at most the length the tokens before it leave. */
@@ -332,7 +346,7 @@ export class CpuModel {
   private step(token: number, pos: number): void {
     const c = this.config;
     const { dim, nHeads, nKvHeads, headDim, ffnDim, ropeDim, ropeMode } = c;
-    const { x, xn, q, att, proj, gate, up, key, scores } = this.s;
+    const { x, xn, q, att, proj, gate, up, scores } = this.s;
     const qDim = nHeads * headDim;
     const kvDim = nKvHeads * headDim;
     const group = nHeads / nKvHeads; // query heads per KV head (GQA)
@@ -343,6 +357,7 @@ export class CpuModel {
     for (let l = 0; l < this.layers.length; l++) {
       const L = this.layers[l];
       const K = this.keys[l];
+      const R = this.rotated[l];
       const V = this.values[l];
 
       // Attention. Q is rotated now; this position's K and V go into the cache as they are.
@@ -350,19 +365,18 @@ export class CpuModel {
       matvec(q, L.wq, xn, qDim, dim, L.bq);
       matvec(K.subarray(pos * kvDim, n * kvDim), L.wk, xn, kvDim, dim, L.bk);
       matvec(V.subarray(pos * kvDim, n * kvDim), L.wv, xn, kvDim, dim, L.bv);
+      this.rotateKeys(l, pos);
       for (let h = 0; h < nHeads; h++) rotateHead(q, h * headDim, pos, this.rope, ropeDim, ropeMode);
 
       for (let kh = 0; kh < nKvHeads; kh++) {
         const h0 = kh * group; // first query head reading this KV head
-        // scores[g, p] = q_(h0+g) · rope(k_p, p) / sqrt(headDim); each key is rotated once per KV head.
+        // scores[g, p] = q_(h0+g) · rope(k_p, p) / sqrt(headDim), the rotated key read from R.
         for (let p = 0; p < n; p++) {
           const src = p * kvDim + kh * headDim;
-          for (let i = 0; i < headDim; i++) key[i] = K[src + i];
-          rotateHead(key, 0, p, this.rope, ropeDim, ropeMode);
           for (let g = 0; g < group; g++) {
             const qo = (h0 + g) * headDim;
             let s = 0;
-            for (let i = 0; i < headDim; i++) s += q[qo + i] * key[i];
+            for (let i = 0; i < headDim; i++) s += q[qo + i] * R[src + i];
             scores[g * n + p] = s * scale;
           }
         }
