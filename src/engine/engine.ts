@@ -30,6 +30,12 @@ import type {
 /** Tokens AttnLink recomputes at the start of each chunk unless a request says otherwise. */
 export const DEFAULT_ATTNLINK_K = 4;
 
+/**
+ * Whether document chunks are computed and linked with their own BOS in front unless a request
+ * says otherwise. Chosen from bench:pic's quality data (see bench/results/pic-*.md).
+ */
+export const DEFAULT_CHUNK_BOS = true;
+
 /** Prompts a 'prefix' request keeps for later ones (least recently used go first). */
 const MAX_HELD_PROMPTS = 8;
 
@@ -59,6 +65,8 @@ interface Loaded {
 
 /** A documents request laid out: the prompt, and how to compute it. */
 interface DocumentsPlan {
+  /** Chunks carry their own BOS (computed with it, linked with it). */
+  chunkBos: boolean;
   prefix: number[];
   chunks: { id: string; tokens: number[] }[];
   question: number[];
@@ -149,10 +157,10 @@ export class Engine {
   }
 
   /** Prompt token ids for an input: raw text gets BOS when the model adds one; messages go through the chat template. */
-  promptTokens(input: GenerateInput): number[] {
+  promptTokens(input: GenerateInput, opts: Pick<GenerateOptions, 'chunkBos'> = {}): number[] {
     const { tokenizer, file } = this.require();
     if (typeof input === 'object' && 'documents' in input) {
-      const plan = this.planDocuments(input);
+      const plan = this.planDocuments(input, opts.chunkBos ?? DEFAULT_CHUNK_BOS);
       return [...plan.prefix, ...plan.chunks.flatMap((c) => c.tokens), ...plan.question];
     }
     if (typeof input === 'string') return tokenizer.encode(input, { addBos: tokenizer.addBos, parseSpecial: false });
@@ -181,7 +189,7 @@ export class Engine {
     if (!Number.isInteger(maxTokens) || maxTokens < 0) {
       throw new InvalidRequestError('bad-max-tokens', `maxTokens must be a non-negative integer, got ${maxTokens}`);
     }
-    const docs = typeof input === 'object' && 'documents' in input ? await this.identify(this.planDocuments(input)) : undefined;
+    const docs = typeof input === 'object' && 'documents' in input ? await this.identify(this.planDocuments(input, opts.chunkBos ?? DEFAULT_CHUNK_BOS)) : undefined;
     const promptTokens = docs ? [...docs.prefix, ...docs.chunks.flatMap((c) => c.tokens), ...docs.question] : this.promptTokens(input);
     const method: LinkMethod = opts.method ?? (docs ? 'attnlink' : 'full');
     const k = opts.k ?? DEFAULT_ATTNLINK_K;
@@ -311,21 +319,29 @@ export class Engine {
     }
   }
 
-  /** Splits the documents into chunks (KVSplit) and lays out `[BOS] [chunk ...] [question]`. */
-  private planDocuments(input: DocumentsInput, settings: Partial<ChunkerSettings> = {}): DocumentsPlan {
+  /**
+   * Splits the documents into chunks (KVSplit) and lays out `[BOS] [chunk ...] [question]`, or with
+   * `chunkBos` `[BOS chunk] [BOS chunk] ... [question]`: each chunk is then computed with its own
+   * BOS in front (EPIC's chunk prefill) and linked with it. A model without BOS gets plain chunks.
+   */
+  private planDocuments(input: DocumentsInput, chunkBos: boolean, settings: Partial<ChunkerSettings> = {}): DocumentsPlan {
     const { tokenizer } = this.require();
     if (!Array.isArray(input.documents) || input.documents.some((d) => typeof d !== 'string')) {
       throw new InvalidRequestError('bad-documents', 'documents must be an array of strings');
     }
     const question = tokenizer.encode(input.question);
     if (question.length === 0) throw new InvalidRequestError('empty-question', 'the question has no tokens');
-    const chunks = input.documents.flatMap((d) => splitDocument(d, tokenizer, settings)).map((c) => ({ id: '', tokens: c.tokens }));
-    return { prefix: tokenizer.addBos ? [tokenizer.bosId] : [], chunks, question };
+    const bos = tokenizer.addBos && tokenizer.bosId >= 0;
+    const withBos = chunkBos && bos;
+    const chunks = input.documents
+      .flatMap((d) => splitDocument(d, tokenizer, settings))
+      .map((c) => ({ id: '', tokens: withBos ? [tokenizer.bosId, ...c.tokens] : c.tokens }));
+    return { prefix: bos && (!withBos || chunks.length === 0) ? [tokenizer.bosId] : [], chunks, question, chunkBos: withBos };
   }
 
   private async identify(plan: DocumentsPlan): Promise<DocumentsPlan> {
     const { fingerprint } = this.require();
-    for (const c of plan.chunks) c.id = await chunkId({ modelFingerprint: fingerprint, tokens: c.tokens, settings: { chunkBos: false } });
+    for (const c of plan.chunks) c.id = await chunkId({ modelFingerprint: fingerprint, tokens: c.tokens, settings: { chunkBos: plan.chunkBos } });
     return plan;
   }
 

@@ -56,6 +56,12 @@ export interface GenerateOptions {
   method?: LinkMethod;
   /** Tokens recomputed at the start of each chunk by 'attnlink' (default DEFAULT_ATTNLINK_K). */
   k?: number;
+  /**
+   * Documents requests: compute and link each chunk with its own BOS in front (`[BOS c1] [BOS c2]
+   * ... question`, EPIC's chunk prefill) instead of `[BOS] c1 c2 ... question` (default
+   * DEFAULT_CHUNK_BOS). Chunk ids differ between the two, so each keeps its own cache entries.
+   */
+  chunkBos?: boolean;
   /** Share of chunk tokens 'cacheblend' recomputes, in [0, 1] (default DEFAULT_BLEND_RATIO). */
   ratio?: number;
 }

@@ -28,6 +28,8 @@ export const usage = `Usage:
                                        most from a full prefill's at layer 1
       --k K              with --method attnlink: tokens recomputed at the start of each chunk
       --ratio R          with --method cacheblend: share of chunk tokens recomputed, in [0, 1]
+      --chunk-bos yes|no with --doc: compute and link each chunk with its own BOS in front
+                         (default yes: [BOS c1] [BOS c2] ... prompt; no: [BOS] c1 c2 ... prompt)
       --cache-dir DIR    with --doc: keep chunk KV in DIR, so later runs reuse it
       --json             print one JSON object: promptTokens, tokens, text, ttftMs,
                          prefillTokPerS, decodeTokPerS, finishReason (with --doc also
@@ -63,6 +65,7 @@ const generateOptions = {
   method: { type: 'string' },
   k: { type: 'string' },
   ratio: { type: 'string' },
+  'chunk-bos': { type: 'string' },
   'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -148,8 +151,12 @@ async function generateCommand(args: string[]): Promise<number> {
   };
   const json = values.json === true;
   const docs = values.doc ?? [];
-  if (docs.length === 0 && (values.method !== undefined || values.k !== undefined || values.ratio !== undefined || values['cache-dir'] !== undefined)) {
-    throw usageError('--method, --k, --ratio and --cache-dir apply to --doc requests');
+  if (docs.length === 0 && (values.method !== undefined || values.k !== undefined || values.ratio !== undefined || values['chunk-bos'] !== undefined || values['cache-dir'] !== undefined)) {
+    throw usageError('--method, --k, --ratio, --chunk-bos and --cache-dir apply to --doc requests');
+  }
+  if (values['chunk-bos'] !== undefined) {
+    if (values['chunk-bos'] !== 'yes' && values['chunk-bos'] !== 'no') throw usageError(`--chunk-bos must be yes or no, got '${values['chunk-bos']}'`);
+    opts.chunkBos = values['chunk-bos'] === 'yes';
   }
   if (docs.length > 0 && values.chat) throw usageError('--chat and --doc cannot be combined yet');
   const methods = ['full', 'prefix', 'naive', 'attnlink', 'cacheblend'];

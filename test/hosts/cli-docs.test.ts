@@ -17,7 +17,7 @@ describe('chunklm CLI --doc usage errors', () => {
   it('--method without --doc, an unknown method and a bad k exit with status 2', () => {
     const a = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--method', 'naive']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toContain('--method, --k, --ratio and --cache-dir apply to --doc requests');
+    expect(a.stderr).toContain('--method, --k, --ratio, --chunk-bos and --cache-dir apply to --doc requests');
     const b = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--doc', 'd.txt', '--method', 'magic']);
     expect(b.code).toBe(2);
     expect(b.stderr).toContain("--method must be one of full, prefix, naive, attnlink, cacheblend, got 'magic'");
