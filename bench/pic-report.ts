@@ -1,5 +1,5 @@
 // Text tables and bar charts of the chunk cache benchmark, for the terminal and the .md report.
-import type { ChunkVariant, MethodRow, QualityResult } from './pic-quality.ts';
+import { VARIANTS, type KChoice, type MethodRow, type QualityResult } from './pic-quality.ts';
 import { SPEED_METHODS, type SpeedRow, type SpeedSkip } from './pic-speed.ts';
 
 export interface PicReport {
@@ -25,41 +25,144 @@ function num(x: number, digits = 4): string {
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : '—');
 
+/** KL in nats: small values of several decades, so with an exponent. */
+function kl(x: number): string {
+  if (!Number.isFinite(x)) return '—';
+  return x === 0 ? '0' : x.toExponential(2);
+}
+
+const scopeName = (s: number | 'all') => (s === 'all' ? 'all' : String(s));
+
 function qualityLines(rows: readonly MethodRow[], continuation: number): string[] {
-  const head = ['variant', 'method', 'prompts', 'mean KL', 'median KL', 'max KL', 'top-1', 'decoded', `exact ${continuation}`, 'matched', 'KL agreed steps', 'reused', 'recomputed', 'computed'];
-  const widths = [7, 16, 7, 9, 9, 9, 6, 7, 8, 7, 15, 7, 10, 8];
-  const lines = [head.map((h, i) => pad(h, widths[i], i > 1)).join('  ')];
+  const head = ['size', 'cut', 'method', 'prompts', 'mean KL', 'median KL', 'max KL', 'KL@answer', 'top-1', 'ppl', `exact ${continuation}`, 'matched', 'reused', 'recomputed', 'computed', 'probed', 'reused %'];
+  const widths = [4, 5, 16, 7, 8, 9, 8, 9, 6, 6, 8, 7, 6, 10, 8, 6, 8];
+  const lines = [head.map((h, i) => pad(h, widths[i], i > 2)).join('  ')];
+  let last: string | undefined;
   for (const r of rows) {
+    const group = `${scopeName(r.size)}:${r.variant}`;
+    if (last !== undefined && group !== last) lines.push('');
+    last = group;
     const cells = [
+      scopeName(r.size),
       r.variant,
       r.label,
       String(r.prompts),
-      num(r.meanKl),
-      num(r.medianKl),
-      num(r.maxKl),
+      kl(r.meanKl),
+      kl(r.medianKl),
+      kl(r.maxKl),
+      kl(r.klAfterQuestion),
       pct(r.top1),
-      String(r.continuationPrompts),
+      r.ppl.toFixed(3),
       pct(r.exactMatch),
-      Number.isFinite(r.meanMatched) ? r.meanMatched.toFixed(1) : '—',
-      num(r.meanKlAgreedSteps),
+      r.meanMatched.toFixed(1),
       r.reused.toFixed(0),
       r.recomputed.toFixed(0),
       r.computed.toFixed(0),
+      r.probed.toFixed(0),
+      pct(r.reusedShare),
     ];
-    lines.push(cells.map((c, i) => pad(c, widths[i], i > 1)).join('  '));
+    lines.push(cells.map((c, i) => pad(c, widths[i], i > 2)).join('  '));
+  }
+  return lines;
+}
+
+function choiceText(c: KChoice): string {
+  if (c.k !== undefined) return `k = ${c.k} meets the rule`;
+  return `no k meets the rule; largest KL drop per recomputed token at k = ${c.bestPerToken ?? '—'} (${kl(c.bestPerTokenGain)} nats per token)`;
+}
+
+/** One line per scope: the k the rule picks on each cut, and the better cut. */
+function choiceLines(q: QualityResult): string[] {
+  const lines: string[] = [];
+  for (const b of q.betterVariant) {
+    const scope = b.size === 'all' ? 'all sizes' : `target ${b.size}`;
+    const per = VARIANTS.map((v) => `${v}: ${choiceText(q.chosenK.find((c) => c.size === b.size && c.variant === v)!.choice)}`).join('; ');
+    lines.push(`${scope}: ${per}. Better cut: ${b.variant} (lower mean KL summed over the ${b.methods} reuse methods; lower on ${b.wins} of them)`);
+  }
+  lines.push(`default k = ${q.defaultK.k} (${q.defaultK.source})`);
+  return lines;
+}
+
+function gpuCheckLines(q: QualityResult): string[] {
+  if (q.gpuCheck.length === 0) return [];
+  const head = ['prompt', 'size', 'cut', 'method', 'KL(CPU ‖ GPU)', 'same top-1', 'selection diff'];
+  const widths = [6, 4, 5, 16, 13, 10, 14];
+  const lines = [head.map((h, i) => pad(h, widths[i], i > 3)).join('  ')];
+  for (const g of q.gpuCheck) {
+    const cells = [String(g.prompt + 1), String(g.size), g.variant, g.label, kl(g.klCpuGpu), g.top1Equal ? 'yes' : 'NO', g.selectionDiff === undefined ? '' : String(g.selectionDiff)];
+    lines.push(cells.map((c, i) => pad(c, widths[i], i > 3)).join('  '));
   }
   return lines;
 }
 
 export function renderQualityTable(q: QualityResult): string[] {
   const lines = qualityLines(q.rows, q.plan.continuation);
-  lines.push('');
-  for (const v of ['plain', 'bos'] as ChunkVariant[]) {
-    const k = q.chosenK[v];
-    lines.push(`${v} chunks: ${k !== undefined ? `default k = ${k}` : 'no k meets the rule'} (${q.rule})`);
-  }
-  lines.push(`better cut: ${q.betterVariant === 'bos' ? 'with BOS in front of each chunk' : 'without BOS'} (lower mean KL summed over naive and every k)`);
+  lines.push('', ...choiceLines(q));
+  const g = gpuCheckLines(q);
+  if (g.length > 0) lines.push('', 'GPU cross-check (logits after the question, GpuModel.prefillLinked against the CPU reference):', ...g);
   return lines;
+}
+
+function qualityMarkdown(q: QualityResult): string[] {
+  const out: string[] = [];
+  const p = q.plan;
+  const lens = q.documents.map((d) => d.tokens);
+  const mainRows = (scope: number | 'all') => q.rows.filter((x) => x.size === scope);
+  out.push('', `## Quality on stories260K (CPU reference; prompt + continuation ≤ ${p.maxContext} positions)`, '');
+  out.push(
+    `Computed on the CPU oracle (f64 sums) with the CPU reference of chunk linking (\`src/model/cpu-link.ts\`, the same math as ` +
+      `\`GpuModel.prefillLinked\`): ${q.seconds.toFixed(0)} s for everything below (documents ${q.timing.documents.toFixed(0)} s, chunk KV ${q.timing.chunks.toFixed(0)} s, ` +
+      `full references ${q.timing.references.toFixed(0)} s, methods ${q.timing.methods.toFixed(0)} s, GPU cross-check ${q.timing.gpuCheck.toFixed(0)} s; time budget ${p.budgetS} s).`,
+  );
+  out.push('');
+  out.push(
+    `Evaluation set made here: ${q.documents.length} stories sampled from the model itself (temperature 0.8, top-k 40, fixed seeds, from BOS and a short opening, ` +
+      `drawn up to a seeded length in ${p.minDocTokens}–${p.maxDocTokens} tokens and cut back to the last sentence end; ${Math.min(...lens)}–${Math.max(...lens)} tokens, ` +
+      `mean ${(lens.reduce((a, b) => a + b, 0) / lens.length).toFixed(0)}). A prompt links ${p.minDocsPerPrompt}–${p.maxDocsPerPrompt} of them in a seeded random order ` +
+      `(the last ones dropped while any size or cut would leave less than ${p.continuation} positions for the continuation) and ends with the first ` +
+      `${p.questionTokens} tokens of another story (the question). Each story is cut by KVSplit (\`splitDocument\`, target ${p.chunkSizes.map((s) => s.target).join(' / ')} tokens), ` +
+      `so a story may be several chunks; each chunk's KV is computed alone from position 0. **plain**: \`[BOS] c1 c2 … q\`, chunks computed without BOS. ` +
+      `**bos**: \`[BOS c1] [BOS c2] … q\`, each chunk computed with its own BOS and linked with it (EPIC's chunk prefill). Each cut is compared with the full prefill of its own tokens.`,
+  );
+  out.push('', '| chunk target | prompts | mean chunks | mean tokens plain | mean tokens bos |', '| ---: | ---: | ---: | ---: | ---: |');
+  for (const s of q.sizes) out.push(`| ${s.target} | ${s.prompts} | ${s.meanChunks.toFixed(1)} | ${s.meanTokens.plain.toFixed(0)} | ${s.meanTokens.bos.toFixed(0)} |`);
+  out.push('');
+  out.push(
+    `Methods: **naive** places every chunk's cached KV at its position and recomputes nothing; **attnlink k** recomputes the first k tokens of each chunk; ` +
+      `**cacheblend r** recomputes the share r of all chunk tokens whose K/V at layer ${p.blendLayer} deviates most from a full prefill's ("probed": the chunk tokens run through layers 0..${p.blendLayer} to measure it); ` +
+      `recomputed tokens attend causally to everything before them, then the question runs. **prefix (exact)** reuses the longest cached token prefix of the prompts run before it ` +
+      `in this evaluation (same size and cut): its output equals full by construction, so only its "reused %" says something.`,
+  );
+  out.push('');
+  out.push(
+    `Metrics, against full prefill on the same tokens: the reference is full's logits after each question token, then its greedy ${p.continuation}-token continuation, ` +
+      `teacher-forced into every method. "mean KL" is KL(full ‖ method) in nats averaged over those ${p.questionTokens + p.continuation} positions (median and max over prompts of the per-prompt mean); ` +
+      `"KL@answer" the KL after the last question token only (the first generated token); "top-1" the share of those positions with the same argmax; "ppl" the perplexity of full's greedy ` +
+      `continuation under the method (full's own row is the floor); "exact ${p.continuation}" the share of prompts whose greedy decode reproduces full's ${p.continuation} tokens and "matched" ` +
+      `the mean count of leading tokens it reproduces (a greedy decode equals the reference while each teacher-forced argmax does, so these come from the same pass). ` +
+      `reused / recomputed / computed / probed are mean tokens per prompt; "reused %" the share of prompt tokens taken from a cache. ` +
+      `Rows of size "all" pool every size's prompts (a prompt counts once per size).`,
+  );
+  out.push('', '```', ...qualityLines(q.rows, p.continuation), '```', '');
+  out.push(`Rule for the default k: ${q.rule}.`, '');
+  for (const line of choiceLines(q)) out.push(`- ${line}`);
+  const g = gpuCheckLines(q);
+  if (g.length > 0) {
+    out.push('', `GPU cross-check: the first ${p.gpuChecks} prompt(s) at target ${q.gpuCheck[0].size} through \`GpuModel.prefillLinked\` (the GPU selects its own cacheblend tokens), ` +
+      'logits after the question against this CPU evaluation\'s ("selection diff": tokens in one selection and not the other).', '', '```', ...g, '```');
+  }
+  for (const v of VARIANTS) {
+    const rows = mainRows('all').filter((x) => x.variant === v && x.method !== 'full' && x.method !== 'prefix');
+    if (rows.length === 0) continue;
+    out.push('', `Mean KL(full ‖ method), all sizes, ${v} cut (log scale; recomputed tokens per prompt in brackets):`, '', '```');
+    out.push(...bars(rows.map((x) => ({ label: `${x.label} (${x.recomputed.toFixed(0)})`, value: x.meanKl })), 40, { log: true, unit: kl }));
+    out.push('```');
+  }
+  out.push('', `Greedy exact match of ${p.continuation} tokens, all sizes:`, '', '```');
+  const reuse = mainRows('all').filter((x) => x.method !== 'full' && x.method !== 'prefix');
+  out.push(...bars(reuse.map((x) => ({ label: `${x.variant} ${x.label}`, value: Math.max(x.exactMatch, 1e-9) })), 40, { unit: (u) => pct(u < 1e-6 ? 0 : u) }));
+  out.push('```');
+  return out;
 }
 
 export function renderSpeedTable(rows: readonly SpeedRow[]): string[] {
@@ -104,44 +207,10 @@ export function renderMarkdown(r: PicReport): string {
   out.push('');
   out.push(`Adapter: **${r.adapter.description}**. Date ${r.date}. ${r.quick ? 'Quick run. ' : ''}Total ${r.seconds.toFixed(0)} s. Made by \`npm run bench:pic\`.`);
   if (r.note) out.push('', `> **${r.adapter.isSwiftShader ? 'SwiftShader: CPU timings, not GPU timings.' : 'Note.'}** ${r.note}`);
-  const q = r.quality;
-  if (q) {
-    out.push('', '## Quality on stories260K (maxContext 512)', '');
-    out.push(
-      `Evaluation set made here: ${q.documents.length} stories sampled from the model itself (temperature 0.8, top-k 40, fixed seeds, ` +
-        `${q.plan.minDocTokens}–${q.plan.maxDocTokens} tokens, from BOS and a short opening). Each prompt links 2–4 of them in a seeded random order ` +
-        `and ends with the first ${q.plan.questionTokens} tokens of another story; ${q.prompts.length} prompts ran within the time budget ` +
-        `(${q.plan.budgetS} s; ${q.seconds.toFixed(0)} s used). ` +
-        `**plain**: \`[BOS] d1 d2 … q\`, chunks computed without BOS. **bos**: \`[BOS d1] [BOS d2] … q\`, each chunk computed with its own BOS and linked with it (EPIC's chunk prefill).`,
-    );
-    out.push('');
-    out.push(
-      `Reference: the CPU oracle's full forward pass (f64) over the same tokens and its greedy ${q.plan.continuation}-token continuation. ` +
-        `KL is KL(full ‖ method) of the next-token distribution after the question, in nats. "exact" is the share of prompts whose greedy ` +
-        `continuation equals the reference's for all ${q.plan.continuation} tokens; "matched" the mean count of leading tokens that agree; ` +
-        `"decoded" counts the prompts whose continuation was decoded (a separate, smaller time budget: each decoded token is one GPU step per method); ` +
-        `"KL agreed steps" the mean KL over the continuation steps decoded while the tokens still agreed (so the context is the reference's). ` +
-        `The "full (GPU)" row is the GPU's own full prefill on the first ${q.plan.fullChecks} prompt(s): the numerical floor` +
-        `${q.referenceFloorKl !== undefined ? ` (KL ${num(q.referenceFloorKl, 6)})` : ''}. reused/recomputed/computed are mean tokens per prompt.`,
-    );
-    out.push('', '```', ...qualityLines(q.rows, q.plan.continuation), '```', '');
-    for (const v of ['plain', 'bos'] as ChunkVariant[]) {
-      const k = q.chosenK[v];
-      out.push(`- ${v}: ${k !== undefined ? `**k = ${k}**` : '**no k meets the rule**'}`);
-    }
-    out.push(`- Rule: ${q.rule}.`);
-    out.push(`- Better cut: **${q.betterVariant === 'bos' ? 'with BOS' : 'without BOS'}** (lower mean KL summed over naive and every k).`);
-    out.push('', 'Mean KL(full ‖ method) after the question (log scale):', '', '```');
-    for (const v of ['plain', 'bos'] as ChunkVariant[]) {
-      const rows = q.rows.filter((x) => x.variant === v && x.method !== 'full');
-      out.push(...bars(rows.map((x) => ({ label: `${v} ${x.label}`, value: x.meanKl })), 40, { log: true }));
-    }
-    out.push('```', '', `Greedy exact match of ${q.plan.continuation} tokens:`, '', '```');
-    for (const v of ['plain', 'bos'] as ChunkVariant[]) {
-      const rows = q.rows.filter((x) => x.variant === v && x.method !== 'full' && x.continuationPrompts > 0);
-      out.push(...bars(rows.map((x) => ({ label: `${v} ${x.label}`, value: Math.max(x.exactMatch, 1e-9) })), 40, { unit: (u) => pct(u < 1e-6 ? 0 : u) }));
-    }
-    out.push('```');
+  if (r.quality) out.push(...qualityMarkdown(r.quality));
+  if (r.speed.rows.length === 0 && r.speed.skipped.length === 0) {
+    out.push('', '## Time to first token', '', 'Not run in this report (`--skip-speed`, or no model to time).', '');
+    return out.join('\n');
   }
   out.push('', `## Time to first token (chunks cached; attnlink k = ${r.defaultK.k}, ${r.defaultK.source})`, '');
   out.push(

@@ -1,14 +1,16 @@
 // Position-independent chunk cache benchmark (`npm run bench:pic`), on one adapter in one run:
-//   1. quality of naive reuse and AttnLink (k in 1..32) against full prefill on stories260K, on
-//      stories the model wrote itself, for chunks cut with and without their own BOS; the default
-//      k is chosen from these numbers;
+//   1. quality of naive reuse, AttnLink (k in 1..32), CacheBlend and prefix reuse against full
+//      prefill on stories260K, on the CPU reference (src/model/cpu-link.ts: hundreds of prompts in
+//      minutes), on stories the model wrote itself cut by KVSplit at several chunk sizes, with and
+//      without a BOS in front of each chunk; the default k is chosen from these numbers; the first
+//      prompt(s) are cross-checked on the GPU;
 //   2. time to first token of full prefill, naive reuse and AttnLink with that k, as the number of
 //      cached chunks and their length grow, on stories260K and a synthetic model;
 // then writes bench/results/pic-<adapter>.json and .md (tables and text charts).
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { GpuContext } from '../src/gpu/context.ts';
-import { DEFAULT_BLEND_RATIO } from '../src/kv/cacheblend.ts';
+import { DEFAULT_BLEND_LAYER, DEFAULT_BLEND_RATIO } from '../src/kv/cacheblend.ts';
 import { FileSource } from '../src/gguf/node-file-source.ts';
 import { parseGGUF, type GGUFFile } from '../src/gguf/reader.ts';
 import { MemorySource, type ByteSource } from '../src/gguf/source.ts';
@@ -23,12 +25,13 @@ import { renderMarkdown, renderQualityTable, renderSpeedTable } from './pic-repo
 import { runQuality, type QualityPlan, type QualityResult } from './pic-quality.ts';
 import { runSpeed, type SpeedPlan, type SpeedRow, type SpeedSkip } from './pic-speed.ts';
 
-const USAGE = `usage: npm run bench:pic -- [--quick] [--json] [--out DIR] [--k N] [--quality-seconds S]
-  --quick              ~8 prompts and small speed grids: a smoke run (writes pic-<adapter>-quick.*)
+const USAGE = `usage: npm run bench:pic -- [--quick] [--json] [--out DIR] [--k N] [--quality-seconds S] [--skip-speed]
+  --quick              a dozen quality prompts and small speed grids: a smoke run (writes pic-<adapter>-quick.*)
   --json               print the JSON report on stdout (progress goes to stderr)
   --out DIR            write pic-<adapter>.json/.md into DIR instead of bench/results
   --k N                AttnLink k for the speed runs instead of the one chosen from the quality data
-  --quality-seconds S  stop starting new quality prompts after S seconds`;
+  --quality-seconds S  stop starting new quality prompts after S seconds
+  --skip-speed         quality only: no time-to-first-token runs`;
 
 interface Args {
   quick: boolean;
@@ -36,10 +39,11 @@ interface Args {
   out?: string;
   k?: number;
   qualitySeconds?: number;
+  skipSpeed: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, json: false };
+  const args: Args = { quick: false, json: false, skipSpeed: false };
   const num = (a: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < 0) {
@@ -55,6 +59,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--out') args.out = argv[++i];
     else if (a === '--k') args.k = Math.floor(num(a, argv[++i]));
     else if (a === '--quality-seconds') args.qualitySeconds = num(a, argv[++i]);
+    else if (a === '--skip-speed') args.skipSpeed = true;
     else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -80,7 +85,7 @@ function slug(info: GPUAdapterInfo | undefined, fallback: string): string {
   return parts.join('-').slice(0, 60).replace(/-+$/, '') || 'unknown-adapter';
 }
 
-const KS = [0, 1, 2, 4, 8, 16, 32];
+const KS = [1, 2, 4, 8, 16, 32];
 
 /**
  * Sizes per adapter. SwiftShader runs every kernel on the CPU (here shared with other work), where
@@ -88,19 +93,27 @@ const KS = [0, 1, 2, 4, 8, 16, 32];
  * time budget and the speed grid stops at 512-token prompts.
  */
 function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; speed: SpeedPlan; syntheticSpec: SyntheticSpec | undefined; syntheticSpeed: SpeedPlan } {
+  // Quality runs on the CPU reference whatever the adapter. Sized for <= 20 min on 2 shared cores:
+  // a prompt of ~250 tokens takes ~7 s over the three sizes and both cuts (~2.5 s for one size),
+  // so ~120 prompts at every size, then target 64 alone until the budget; 60 whatever the time.
   const quality: QualityPlan = {
-    documents: quick ? 6 : 12,
+    documents: quick ? 60 : 300,
     minDocTokens: 40,
-    maxDocTokens: quick ? 56 : 80,
+    maxDocTokens: 120,
+    minDocsPerPrompt: 2,
+    maxDocsPerPrompt: 6,
     questionTokens: 8,
-    continuation: quick ? 16 : 32,
-    minPrompts: quick ? 2 : 4,
-    maxPrompts: quick ? 8 : 60,
-    budgetS: isSwiftShader ? (quick ? 60 : 420) : 300,
-    continuationBudgetS: isSwiftShader ? (quick ? 30 : 200) : 300,
-    continuationVariants: isSwiftShader ? ['plain'] : ['plain', 'bos'],
+    continuation: 32,
+    maxContext: 512,
+    chunkSizes: quick
+      ? [{ target: 32, prompts: 6 }, { target: 64, prompts: 12 }, { target: 128, prompts: 6 }]
+      : [{ target: 32, prompts: 120 }, { target: 64, prompts: 200 }, { target: 128, prompts: 120 }],
+    minPrompts: quick ? 4 : 60,
+    budgetS: quick ? 100 : 1080,
     ks: KS,
-    fullChecks: isSwiftShader ? 1 : 8,
+    blendRatios: [0.05, 0.15, 0.3],
+    blendLayer: DEFAULT_BLEND_LAYER,
+    gpuChecks: 1,
     seed: 1,
   };
   const speed: SpeedPlan = {
@@ -164,32 +177,33 @@ async function main(): Promise<void> {
     log(`stories260K is absent (${storiesPath}): quality and its speed runs skipped`);
     kSource = 'stories260K absent; fallback';
   } else {
-    log(`\n[1] quality on stories260K (${elapsed()})`);
+    log(`\n[1] quality on stories260K, on the CPU reference (${elapsed()})`);
     const source = await FileSource.open(storiesPath);
-    const docBudget = qPlan.documents * 2 * (Math.ceil((qPlan.maxDocTokens + 1) / 16) + 1) * 16;
-    const { model, file } = await loadModel(ctx, source, 512, 512 + docBudget);
+    // The GPU model only serves the cross-check: one prompt's chunks, its sequence and a probe.
+    const { model, file } = await loadModel(ctx, source, qPlan.maxContext, 4 * qPlan.maxContext);
     const tok = createTokenizer(file.metadata);
-    quality = await runQuality(model, file, source, tok, qPlan, (s) => log(`  ${s}`));
+    quality = await runQuality(source, file, tok, qPlan, (s) => log(`  ${s}`), qPlan.gpuChecks > 0 ? model : undefined);
     model.destroy();
     log('');
     for (const line of renderQualityTable(quality)) log(line);
-    // The better cut's k when its continuations were decoded, otherwise the plain cut's.
-    const v = quality.plan.continuationVariants.includes(quality.betterVariant) ? quality.betterVariant : 'plain';
-    chosenK = quality.chosenK[v];
-    kSource = chosenK !== undefined ? `chosen from the quality data (${v} chunks)` : `no k met the rule; the largest tested k is used`;
-    chosenK ??= KS[KS.length - 1];
+    chosenK = quality.defaultK.k;
+    kSource = `chosen from the quality data: ${quality.defaultK.source}`;
 
     sPlan.k = args.k ?? chosenK;
     if (args.k !== undefined) kSource = '--k';
-    log(`\n[2] time to first token on stories260K, attnlink k=${sPlan.k} (${kSource}; ${elapsed()})`);
-    const speedModel = await loadModel(ctx, source, Math.min(2048, sPlan.maxPromptTokens + 16), speedKvBudget(sPlan));
-    const r = await runSpeed(speedModel.model, 'stories260K', tok.bosId, sPlan, (s) => log(`  ${s}`));
-    speedRows.push(...r.rows);
-    speedSkips.push(...r.skipped);
-    speedModel.model.destroy();
+    if (!args.skipSpeed) {
+      log(`\n[2] time to first token on stories260K, attnlink k=${sPlan.k} (${kSource}; ${elapsed()})`);
+      const speedModel = await loadModel(ctx, source, Math.min(2048, sPlan.maxPromptTokens + 16), speedKvBudget(sPlan));
+      const r = await runSpeed(speedModel.model, 'stories260K', tok.bosId, sPlan, (s) => log(`  ${s}`));
+      speedRows.push(...r.rows);
+      speedSkips.push(...r.skipped);
+      speedModel.model.destroy();
+    }
   }
   if (quality === undefined) sPlan.k = args.k ?? KS[KS.length - 1];
-  if (syntheticSpec) {
+  if (args.skipSpeed) {
+    log('\n[2], [3] time to first token skipped (--skip-speed)');
+  } else if (syntheticSpec) {
     log(`\n[3] time to first token on synthetic ${syntheticSpec.name} (${elapsed()})`);
     const bytes = makeSyntheticModel(syntheticSpec);
     syntheticSpeed.k = sPlan.k;
@@ -201,8 +215,10 @@ async function main(): Promise<void> {
   } else {
     log('\n[3] synthetic model skipped (--quick on SwiftShader)');
   }
-  log('');
-  for (const line of renderSpeedTable(speedRows)) log(line);
+  if (!args.skipSpeed) {
+    log('');
+    for (const line of renderSpeedTable(speedRows)) log(line);
+  }
 
   const report = {
     schema: 1,
@@ -211,7 +227,7 @@ async function main(): Promise<void> {
     adapter: { description: node.adapterInfo, vendor: info?.vendor, architecture: info?.architecture, isSwiftShader: node.isSwiftShader, features: node.features },
     note,
     host: { node: process.version, platform: `${process.platform}-${process.arch}` },
-    defaultK: { k: sPlan.k, source: kSource, rule: quality?.rule, perVariant: quality?.chosenK, betterVariant: quality?.betterVariant },
+    defaultK: { k: sPlan.k, source: kSource, rule: quality?.rule, perScope: quality?.chosenK, betterVariant: quality?.betterVariant },
     quality,
     speed: { plan: sPlan, synthetic: syntheticSpec ? { ...syntheticSpec, vocab: undefined } : undefined, rows: speedRows, skipped: speedSkips },
     seconds: (performance.now() - started) / 1000,
@@ -228,14 +244,17 @@ async function main(): Promise<void> {
   node.device.destroy();
 }
 
-/** Pool tokens for the largest count of chunks of each length, page-rounded, plus a sequence. */
+/**
+ * Pool tokens for the largest count of chunks of each length, page-rounded, plus a sequence and
+ * the two prompts runSpeed holds for the prefix methods (each up to a page longer when rounded).
+ */
 function speedKvBudget(p: SpeedPlan): number {
   let most = 0;
   for (const len of p.chunkLengths) {
     const n = Math.max(0, ...p.chunkCounts.filter((c) => 1 + c * len + p.questionTokens <= p.maxPromptTokens));
     most = Math.max(most, n * Math.ceil(len / 16) * 16);
   }
-  return most + p.maxPromptTokens + 256;
+  return most + 3 * (p.maxPromptTokens + 16) + 256;
 }
 
 try {
