@@ -125,19 +125,20 @@ function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; 
     k: 0,
     ratio: DEFAULT_BLEND_RATIO,
   };
-  // The synthetic model has random weights (only its speed matters). On a GPU: 8 layers of
-  // dim 512, the full grid up to 8 chunks of 256 tokens. On SwiftShader: 6 layers of the tiny
-  // GQA-4 shape (so cacheblend's 2-layer probe is a third of the model, not all of it), 256-token
-  // chunks only, up to 8 of them (2057 tokens).
+  // The synthetic model has random weights (only its speed matters). On a GPU: Qwen2.5-0.5B's
+  // shape (24 layers, Q4_0), chunks of 64-256 tokens up to 16 of them (prompts up to 4K tokens). On
+  // SwiftShader a real shape would take hours per prompt: 6 layers of the tiny GQA-4 shape (so
+  // cacheblend's 2-layer probe is a third of the model, not all of it), 256-token chunks only, up
+  // to 8 of them (2057 tokens).
   const preset = SYNTHETIC_PRESETS['tiny-gqa4-h64'];
   const syntheticSpec: SyntheticSpec | undefined = quick && isSwiftShader
     ? undefined
     : isSwiftShader
       ? { ...preset, nLayers: 6, name: 'tiny-gqa4-h64 ×6 layers' }
-      : { ...preset, nLayers: 8, dim: 512, ffnDim: 1024, name: 'tiny-gqa4-h64 ×8 layers, dim 512' };
+      : { ...SYNTHETIC_PRESETS['qwen2.5-0.5b'], contextLength: 4224, name: 'qwen2.5-0.5b shape, Q4_0' };
   const syntheticSpeed: SpeedPlan = isSwiftShader
     ? { ...speed, chunkCounts: [1, 2, 8], chunkLengths: [256], maxPromptTokens: 2100 }
-    : speed;
+    : { ...speed, chunkCounts: quick ? [1, 4] : [1, 2, 4, 8, 16], chunkLengths: quick ? [256] : [64, 128, 256], maxPromptTokens: 4200 };
   return { quality, speed, syntheticSpec, syntheticSpeed };
 }
 
@@ -207,7 +208,7 @@ async function main(): Promise<void> {
     log(`\n[3] time to first token on synthetic ${syntheticSpec.name} (${elapsed()})`);
     const bytes = makeSyntheticModel(syntheticSpec);
     syntheticSpeed.k = sPlan.k;
-    const m = await loadModel(ctx, new MemorySource(bytes, syntheticSpec.name), Math.min(2048 + 64, syntheticSpeed.maxPromptTokens + 16), speedKvBudget(syntheticSpeed));
+    const m = await loadModel(ctx, new MemorySource(bytes, syntheticSpec.name), syntheticSpeed.maxPromptTokens + 16, speedKvBudget(syntheticSpeed));
     const r = await runSpeed(m.model, `synthetic ${syntheticSpec.name}`, 1, syntheticSpeed, (s) => log(`  ${s}`));
     speedRows.push(...r.rows);
     speedSkips.push(...r.skipped);
