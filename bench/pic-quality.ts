@@ -427,7 +427,6 @@ export async function runQuality(
     samples.set(key, list);
   };
   const earlier = new Map<string, number[][]>(); // prefix cache: earlier prompts' tokens per size and cut
-  let memo = new Map<string, { c: Case; results: Map<string, Sample> }>(); // this prompt's cases
   const q = plan.questionTokens;
   const ran = new Map<number, number>(plan.chunkSizes.map((s) => [s.target, 0]));
   const tokenSums = new Map<string, number>();
@@ -445,7 +444,7 @@ export async function runQuality(
     }
     const pr = prompts[p];
     const question = docs[pr.question].tokens.slice(0, q);
-    memo = new Map();
+    const memo = new Map<string, { c: Case; results: Map<string, Sample> }>(); // this prompt's cases by chunk tokens
     const line: string[] = [];
     for (const { target: size } of sizes) {
       for (const v of VARIANTS) {
