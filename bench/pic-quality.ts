@@ -64,6 +64,11 @@ export interface QualityPlan {
   blendLayer: number;
   /** Prompts cross-checked on the GPU (0: none). */
   gpuChecks: number;
+  /**
+   * Prompts (the first ones, at the main size) on which the bos cut's methods are also scored
+   * against the plain cut's full prefill: the prompt a user would otherwise run.
+   */
+  crossCutPrompts: number;
   seed: number;
 }
 
@@ -159,6 +164,11 @@ export interface QualityResult {
   /** Per scope: the cut with the lower mean KL over every reuse method, and how many methods it wins. */
   betterVariant: { size: number | 'all'; variant: ChunkVariant; wins: number; methods: number }[];
   gpuCheck: GpuCheckRow[];
+  /**
+   * The bos cut against the plain cut's full prefill (same question, the plain reference's
+   * continuation teacher-forced), beside the plain cut's own numbers on the same prompts.
+   */
+  crossCut: { size: number; prompts: number; rows: { label: string; bos: MethodRow; plain: MethodRow }[] };
   rule: string;
   seconds: number;
   /** Seconds per phase: documents, chunk KV, references, methods, GPU check. */
@@ -432,6 +442,8 @@ export async function runQuality(
   const tokenSums = new Map<string, number>();
   const chunkSums = new Map<number, number>();
   const gpuCheck: GpuCheckRow[] = [];
+  const cross = new Map<string, Sample[]>(); // label -> bos-cut samples scored against the plain reference
+  let crossPrompts = 0;
 
   let perPrompt = 0; // seconds of the last prompt, to stop before the budget rather than after it
   for (let p = 0; p < prompts.length; p++) {
@@ -475,6 +487,15 @@ export async function runQuality(
         }
         if (size === mainSize(plan)) line.push(`${v} ${c.tokens.length} tokens naive KL ${samples.get(`${size}:${v}:naive`)!.at(-1)!.kl.toExponential(2)}`);
       }
+      if (size === mainSize(plan) && p < plan.crossCutPrompts) {
+        const key = (v: ChunkVariant) => `${v}|${pr.docs.flatMap((d) => chunksOf(d, size, v)).map((ch) => ch.tokens.join(',')).join('|')}`;
+        const plainCase = memo.get(key('plain'))!.c;
+        const bosCase = memo.get(key('bos'))!.c;
+        for (const [label, sample] of timed('crossCut', () => crossCutCase(cpu, plainCase, bosCase, specs, plan))) {
+          cross.set(label, [...(cross.get(label) ?? []), sample]);
+        }
+        crossPrompts = p + 1;
+      }
       ran.set(size, p + 1);
     }
     perPrompt = seconds() - t0;
@@ -482,6 +503,42 @@ export async function runQuality(
   }
 
   // Per scope ('all' pools every size's samples) and cut.
+  const summarize = (list: readonly Sample[], v: ChunkVariant, m: MethodSpec, size: number | 'all'): MethodRow => {
+    const kls = list.map((x) => x.kl);
+    return {
+      size,
+      variant: v,
+      method: m.method,
+      param: m.param,
+      label: m.label,
+      prompts: list.length,
+      meanKl: mean(kls),
+      medianKl: median(kls),
+      maxKl: Math.max(...kls),
+      klAfterQuestion: mean(list.map((x) => x.klAfterQuestion)),
+      top1: mean(list.map((x) => x.top1)),
+      ppl: Math.exp(mean(list.map((x) => x.nll))),
+      exactMatch: mean(list.map((x) => (x.matched === plan.continuation ? 1 : 0))),
+      meanMatched: mean(list.map((x) => x.matched)),
+      reused: mean(list.map((x) => x.reused)),
+      recomputed: mean(list.map((x) => x.recomputed)),
+      computed: mean(list.map((x) => x.computed)),
+      probed: mean(list.map((x) => x.probed)),
+      reusedShare: mean(list.map((x) => x.reused / (x.reused + x.recomputed + x.computed))),
+    };
+  };
+  const main = mainSize(plan);
+  const crossCut: QualityResult['crossCut'] = {
+    size: main,
+    prompts: crossPrompts,
+    rows: specs
+      .filter((m) => cross.has(m.label))
+      .map((m) => ({
+        label: m.label,
+        bos: summarize(cross.get(m.label)!, 'bos', m, main),
+        plain: summarize((samples.get(`${main}:plain:${m.label}`) ?? []).slice(0, crossPrompts), 'plain', m, main),
+      })),
+  };
   const scopes: (number | 'all')[] = ['all', ...plan.chunkSizes.map((s) => s.target)];
   const rows: MethodRow[] = [];
   for (const scope of scopes) {
@@ -526,13 +583,19 @@ export async function runQuality(
     const variant: ChunkVariant = sum(bo) < sum(pl) ? 'bos' : 'plain';
     if (pl.length > 0) betterVariant.push({ size: scope, variant, wins: variant === 'bos' ? wins : pl.length - wins, methods: pl.length });
   }
-  const better = betterVariant.find((b) => b.size === 'all')?.variant ?? 'plain';
+  // The cut to keep is the one closer to the prompt a user would run without a cache, the plain
+  // one: each cut's own full prefill differs (the bos cut's BOS tokens change the model's output).
+  const crossReuse = crossCut.rows.filter((r) => r.bos.method === 'naive' || r.bos.method === 'attnlink' || r.bos.method === 'cacheblend');
+  const crossSum = (v: ChunkVariant) => crossReuse.reduce((a, r) => a + r[v].meanKl, 0);
+  const better: ChunkVariant =
+    crossReuse.length > 0 ? (crossSum('bos') < crossSum('plain') ? 'bos' : 'plain') : (betterVariant.find((b) => b.size === 'all')?.variant ?? 'plain');
+  const betterSource = crossReuse.length > 0 ? 'against the plain prompt\'s full prefill' : 'each against its own full prefill';
   const overall = chosenK.find((c) => c.size === 'all' && c.variant === better)?.choice;
   const defaultK =
     overall?.k !== undefined
-      ? { k: overall.k, variant: better, source: `the rule, on the ${better} cut over all sizes` }
+      ? { k: overall.k, variant: better, source: `the rule, on the ${better} cut over all sizes (the better cut ${betterSource})` }
       : overall?.bestPerToken !== undefined
-        ? { k: overall.bestPerToken, variant: better, source: `no k meets the rule; the best KL drop per recomputed token on the ${better} cut` }
+        ? { k: overall.bestPerToken, variant: better, source: `no k meets the rule; the best KL drop per recomputed token on the ${better} cut (the better cut ${betterSource})` }
         : { k: plan.ks[plan.ks.length - 1], variant: better, source: 'no quality data; the largest tested k' };
 
   return {
@@ -553,6 +616,7 @@ export async function runQuality(
     defaultK,
     betterVariant,
     gpuCheck,
+    crossCut,
     rule: K_RULE,
     seconds: seconds(),
     timing,
@@ -631,6 +695,41 @@ function runCase(
     results.set(m.label, m.method === 'cacheblend' ? { ...s, probed: chunkTokens } : s);
   }
   return { c, results };
+}
+
+/**
+ * The bos cut's full prefill and methods, scored against the plain cut's full prefill: the same
+ * question and the plain reference's continuation are teacher-forced after the bos-cut context.
+ */
+function crossCutCase(cpu: CpuModel, plainCase: Case, bosCase: Case, specs: readonly MethodSpec[], plan: QualityPlan): Map<string, Sample> {
+  const q = bosCase.question.length;
+  const chunkTokens = bosCase.tokens.length - bosCase.prefix.length - q;
+  const out = new Map<string, Sample>();
+  for (const m of specs) {
+    if (m.method === 'prefix') continue;
+    let logits: Float32Array[];
+    let recomputed = 0;
+    if (m.method === 'full') {
+      cpu.reset();
+      cpu.forward(bosCase.tokens.slice(0, bosCase.tokens.length - q));
+      logits = cpu.forwardAll(bosCase.question);
+      recomputed = chunkTokens;
+    } else {
+      const recompute =
+        m.method === 'naive' ? attnlinkIndices(bosCase.chunks, 0) : m.method === 'attnlink' ? attnlinkIndices(bosCase.chunks, m.param!) : selectByDeviation(bosCase.deviation, m.param!);
+      recomputed = recompute.reduce((a, r) => a + r.length, 0);
+      logits = cpuPrefillLinked(cpu, { prefix: bosCase.prefix, chunks: bosCase.chunks, question: bosCase.question, recompute });
+    }
+    logits.push(...cpu.forwardAll(plainCase.continuation));
+    out.set(m.label, {
+      ...score(plainCase, logits, q),
+      reused: m.method === 'full' ? 0 : chunkTokens - recomputed,
+      recomputed: m.method === 'full' ? 0 : recomputed,
+      computed: m.method === 'full' ? bosCase.tokens.length : bosCase.prefix.length + q,
+      probed: m.method === 'cacheblend' ? chunkTokens : 0,
+    });
+  }
+  return out;
 }
 
 async function timedAsync<T>(timing: Record<string, number>, phase: string, f: () => Promise<T>): Promise<T> {

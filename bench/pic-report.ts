@@ -77,9 +77,9 @@ function choiceLines(q: QualityResult): string[] {
   for (const b of q.betterVariant) {
     const scope = b.size === 'all' ? 'all sizes' : `target ${b.size}`;
     const per = VARIANTS.map((v) => `${v}: ${choiceText(q.chosenK.find((c) => c.size === b.size && c.variant === v)!.choice)}`).join('; ');
-    lines.push(`${scope}: ${per}. Better cut: ${b.variant} (lower mean KL summed over the ${b.methods} reuse methods; lower on ${b.wins} of them)`);
+    lines.push(`${scope}: ${per}. Closer to its own full prefill: ${b.variant} cut (lower mean KL summed over the ${b.methods} reuse methods; lower on ${b.wins} of them)`);
   }
-  lines.push(`default k = ${q.defaultK.k} (${q.defaultK.source})`);
+  lines.push(`cut kept as the default: ${q.defaultK.variant}; default k = ${q.defaultK.k} (${q.defaultK.source})`);
   return lines;
 }
 
@@ -95,9 +95,29 @@ function gpuCheckLines(q: QualityResult): string[] {
   return lines;
 }
 
+/** The bos cut against the plain cut's full prefill, beside the plain cut on the same prompts. */
+function crossCutLines(q: QualityResult): string[] {
+  if (!q.crossCut || q.crossCut.rows.length === 0) return [];
+  const n = q.plan.continuation;
+  const head = ['method', 'bos: mean KL', 'top-1', `exact ${n}`, 'plain: mean KL', 'top-1', `exact ${n}`];
+  const widths = [16, 12, 6, 8, 14, 6, 8];
+  const lines = [head.map((h, i) => pad(h, widths[i], i > 0)).join('  ')];
+  for (const r of q.crossCut.rows) {
+    const cells = [r.label, kl(r.bos.meanKl), pct(r.bos.top1), pct(r.bos.exactMatch), kl(r.plain.meanKl), pct(r.plain.top1), pct(r.plain.exactMatch)];
+    lines.push(cells.map((c, i) => pad(c, widths[i], i > 0)).join('  '));
+  }
+  return lines;
+}
+
+const CROSS_CUT_TEXT =
+  'Both cuts scored against the **plain** cut\'s full prefill `[BOS] c1 c2 … q` (the prompt a user would run without a cache): the bos cut\'s context, ' +
+  'then the same question and the plain reference\'s continuation teacher-forced. The "full" row of the bos cut is what the extra BOS tokens alone change.';
+
 export function renderQualityTable(q: QualityResult): string[] {
   const lines = qualityLines(q.rows, q.plan.continuation);
   lines.push('', ...choiceLines(q));
+  const x = crossCutLines(q);
+  if (x.length > 0) lines.push('', `Against the plain cut's full prefill (target ${q.crossCut.size}, first ${q.crossCut.prompts} prompts):`, ...x);
   const g = gpuCheckLines(q);
   if (g.length > 0) lines.push('', 'GPU cross-check (logits after the question, GpuModel.prefillLinked against the CPU reference):', ...g);
   return lines;
@@ -146,6 +166,10 @@ function qualityMarkdown(q: QualityResult): string[] {
   out.push('', '```', ...qualityLines(q.rows, p.continuation), '```', '');
   out.push(`Rule for the default k: ${q.rule}.`, '');
   for (const line of choiceLines(q)) out.push(`- ${line}`);
+  const x = crossCutLines(q);
+  if (x.length > 0) {
+    out.push('', `### Which reference: the bos cut against the plain prompt (target ${q.crossCut.size}, first ${q.crossCut.prompts} prompts)`, '', CROSS_CUT_TEXT, '', '```', ...x, '```');
+  }
   const g = gpuCheckLines(q);
   if (g.length > 0) {
     out.push('', `GPU cross-check: the first ${p.gpuChecks} prompt(s) at target ${q.gpuCheck[0].size} through \`GpuModel.prefillLinked\` (the GPU selects its own cacheblend tokens), ` +

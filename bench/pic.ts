@@ -114,6 +114,7 @@ function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; 
     blendRatios: [0.05, 0.15, 0.3],
     blendLayer: DEFAULT_BLEND_LAYER,
     gpuChecks: 1,
+    crossCutPrompts: quick ? 6 : 60,
     seed: 1,
   };
   const speed: SpeedPlan = {
@@ -228,7 +229,7 @@ async function main(): Promise<void> {
     adapter: { description: node.adapterInfo, vendor: info?.vendor, architecture: info?.architecture, isSwiftShader: node.isSwiftShader, features: node.features },
     note,
     host: { node: process.version, platform: `${process.platform}-${process.arch}` },
-    defaultK: { k: sPlan.k, source: kSource, rule: quality?.rule, perScope: quality?.chosenK, betterVariant: quality?.betterVariant },
+    defaultK: { k: sPlan.k, source: kSource, rule: quality?.rule, perScope: quality?.chosenK, betterVariant: quality?.betterVariant, chunkCut: quality?.defaultK.variant },
     quality,
     speed: { plan: sPlan, synthetic: syntheticSpec ? { ...syntheticSpec, vocab: undefined } : undefined, rows: speedRows, skipped: speedSkips },
     seconds: (performance.now() - started) / 1000,
