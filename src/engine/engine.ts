@@ -27,14 +27,22 @@ import type {
   TokenEvent,
 } from './types.ts';
 
-/** Tokens AttnLink recomputes at the start of each chunk unless a request says otherwise. */
-export const DEFAULT_ATTNLINK_K = 4;
+/**
+ * Tokens AttnLink recomputes at the start of each chunk unless a request says otherwise. From
+ * bench:pic's quality data on stories260K (bench/results/pic-*.md): no k up to 32 brought the mean
+ * KL to full prefill under a tenth of naive reuse with 90% greedy exact match, so the default is
+ * the k with the largest KL drop per recomputed token on the default (plain) chunk cut.
+ */
+export const DEFAULT_ATTNLINK_K = 1;
 
 /**
  * Whether document chunks are computed and linked with their own BOS in front unless a request
- * says otherwise. Chosen from bench:pic's quality data (see bench/results/pic-*.md).
+ * says otherwise. bench:pic measured both cuts against the full prefill of the plain prompt
+ * `[BOS] d1 d2 … q` (what runs without a cache): the BOS tokens inside the prompt change the
+ * model's output far more than plain chunk reuse does (bench/results/pic-*.md), so chunks are
+ * plain by default.
  */
-export const DEFAULT_CHUNK_BOS = true;
+export const DEFAULT_CHUNK_BOS = false;
 
 /** Prompts a 'prefix' request keeps for later ones (least recently used go first). */
 const MAX_HELD_PROMPTS = 8;

@@ -29,7 +29,7 @@ export const usage = `Usage:
       --k K              with --method attnlink: tokens recomputed at the start of each chunk
       --ratio R          with --method cacheblend: share of chunk tokens recomputed, in [0, 1]
       --chunk-bos yes|no with --doc: compute and link each chunk with its own BOS in front
-                         (default yes: [BOS c1] [BOS c2] ... prompt; no: [BOS] c1 c2 ... prompt)
+                         (yes: [BOS c1] [BOS c2] ... prompt; default no: [BOS] c1 c2 ... prompt)
       --cache-dir DIR    with --doc: keep chunk KV in DIR, so later runs reuse it
       --json             print one JSON object: promptTokens, tokens, text, ttftMs,
                          prefillTokPerS, decodeTokPerS, finishReason (with --doc also

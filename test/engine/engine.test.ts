@@ -91,11 +91,11 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
     await expect(engine.complete({ documents: ['Lily.'], question: 'Tom' }, { method: 'cacheblend', ratio: 2 })).rejects.toThrow(/ratio must be in \[0, 1\]/);
   });
 
-  it('documents: chunks carry their own BOS by default, or share one BOS with chunkBos false', async () => {
+  it('documents: chunks share one BOS by default, or carry their own with chunkBos', async () => {
     const engine = await storiesEngine();
     const input = { documents: ['Lily had a red ball.', 'Tom was a big dog.'], question: 'Then they' };
-    const bos = await engine.complete(input, { maxTokens: 2, method: 'naive' });
-    const plain = await engine.complete(input, { maxTokens: 2, method: 'naive', chunkBos: false });
+    const plain = await engine.complete(input, { maxTokens: 2, method: 'naive' });
+    const bos = await engine.complete(input, { maxTokens: 2, method: 'naive', chunkBos: true });
     const bosId = engine.tokenizer.bosId;
     const count = (ts: number[]) => ts.filter((t) => t === bosId).length;
     expect(count(bos.promptTokens)).toBe(bos.chunks!.length);
@@ -103,8 +103,8 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
     expect(count(plain.promptTokens)).toBe(1);
     expect(bos.promptTokens.length).toBe(plain.promptTokens.length + bos.chunks!.length - 1);
     expect(bos.chunks!.map((c) => c.id)).not.toEqual(plain.chunks!.map((c) => c.id));
-    expect(engine.promptTokens(input)).toEqual(bos.promptTokens);
-    expect(engine.promptTokens(input, { chunkBos: false })).toEqual(plain.promptTokens);
+    expect(engine.promptTokens(input)).toEqual(plain.promptTokens);
+    expect(engine.promptTokens(input, { chunkBos: true })).toEqual(bos.promptTokens);
   });
 
   it('stop strings end generation without emitting the stop text', async () => {
