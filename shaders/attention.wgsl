@@ -8,8 +8,8 @@
 // over every cached key k, in every page-table entry of the workgroup's split, with pos_k <= qpos
 // (causal by position, so entries may come in any order and leave gaps). Keys are rotated by the
 // absolute position of their slot as they are loaded into workgroup memory; q is already rotated
-// (rope.wgsl). Softmax is online (running max m and sum l per row) over tiles of one entry (<= 16
-// keys). Reference: src/gpu/ref/attention.ts attentionPagedRef.
+// (rope.wgsl). Softmax is online (running max m and sum l per row) over tiles of up to 16 keys
+// gathered from consecutive entries of the split. Reference: src/gpu/ref/attention.ts attentionPagedRef.
 //
 // Page-table entry e = (page, start_pos, n_tokens, slot_offset): slots page*16 + slot_offset + j
 // hold the tokens at positions start_pos + j, j < n_tokens.
@@ -117,13 +117,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   let e_begin = split * p.entries_per_split;
   let e_end = min(e_begin + p.entries_per_split, p.n_entries);
-  for (var e = e_begin; e < e_end; e++) {
-    let ent = page_table[e];
-    let n_keys = min(ent.z, BK);
-    if (n_keys == 0u || ent.y > qmax) {
-      continue;
+  // Tiles gather up to BK keys across consecutive entries of the split, so many short entries (a
+  // sequence whose chunks had scattered tokens recomputed) cost what their keys cost, not a tile
+  // each. Every thread walks the entries the same way (uniform), keeping the tile's slots and
+  // positions in private arrays.
+  var e = e_begin;
+  var off = 0u; // keys of entry e already taken
+  loop {
+    var slot_j: array<u32, BK>;
+    var pos_j: array<u32, BK>;
+    var n_keys = 0u;
+    loop {
+      if (e >= e_end || n_keys == BK) {
+        break;
+      }
+      let ent = page_table[e];
+      let len = min(ent.z, BK);
+      if (off >= len || ent.y > qmax) {
+        e++;
+        off = 0u;
+        continue;
+      }
+      let take = min(len - off, BK - n_keys);
+      for (var j = 0u; j < take; j++) {
+        slot_j[n_keys + j] = ent.x * BK + ent.w + off + j;
+        pos_j[n_keys + j] = ent.y + off + j;
+      }
+      n_keys += take;
+      off += take;
     }
-    let slot0 = ent.x * BK + ent.w;
+    if (n_keys == 0u) {
+      break;
+    }
 
     // K tile: one (a, b) dimension pair per step, rotated by the key's position when a < rope_dim.
     for (var i = li; i < BK * HALF_HD; i += WG) {
@@ -143,11 +168,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var xa = 0.0;
       var xb = 0.0;
       if (j < n_keys) {
-        let row = (slot0 + j) * kv4 * 4u + g * HD;
+        let row = slot_j[j] * kv4 * 4u + g * HD;
         xa = k_pool[row + a];
         xb = k_pool[row + b];
         if (pi < half) {
-          let cs = rope_cs[min(ent.y + j, p.max_pos - 1u) * half + pi];
+          let cs = rope_cs[min(pos_j[j], p.max_pos - 1u) * half + pi];
           let ra = xa * cs.x - xb * cs.y;
           xb = xa * cs.y + xb * cs.x;
           xa = ra;
@@ -160,7 +185,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let j = i / HD4;
       var val = vec4<f32>(0.0);
       if (j < n_keys) {
-        val = v_pool[(slot0 + j) * kv4 + g * HD4 + i % HD4];
+        val = v_pool[slot_j[j] * kv4 + g * HD4 + i % HD4];
       }
       v_s[i] = val;
     }
@@ -200,7 +225,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var c = 0u; c < DSPLIT; c++) {
         s += s_part[i * DSPLIT + c];
       }
-      p_s[i] = select(MASKED, s, j < n_keys && ent.y + j <= qpos_s[r]);
+      p_s[i] = select(MASKED, s, j < n_keys && pos_j[j] <= qpos_s[r]);
     }
     workgroupBarrier();
 

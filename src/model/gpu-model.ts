@@ -702,7 +702,7 @@ export class GpuModel {
     for (const op of program.resizable) op.setTokens(n);
     const usePrefill = kind === 'prefill' && n > 1;
     for (const a of program.prefillAttention) a.setStep(usePrefill ? n : 0, nEntries);
-    for (const a of program.decodeAttention) a.setStep(usePrefill ? 0 : n, nEntries);
+    for (const a of program.decodeAttention) a.setStep(usePrefill ? 0 : n, nEntries, undefined, this.seq.nTokens);
     if (sampling) program.sampler.setParams({ ...sampling, step: this.step });
     ctx.arena.flush();
 

@@ -144,6 +144,43 @@ describe('attention kernel', () => {
     }
   });
 
+  it('a fragmented page table (entries of 1-3 keys, out of order) gathers keys into tiles and matches the reference', async () => {
+    const ctx = await testContext();
+    const c: Case = { nHeads: 8, nKvHeads: 2, headDim: 64, ropeDim: 64, mode: 'norm' };
+    const kvDim = c.nKvHeads * c.headDim;
+    // 120 positions cut into short runs over 12 pages, slots scattered, entries shuffled.
+    const entries: RefPageEntry[] = [];
+    let pos = 0;
+    let r = 7;
+    const rand = () => ((r = (r * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    while (pos < 120) {
+      const n = Math.min(1 + Math.floor(rand() * 3), 120 - pos);
+      entries.push({ page: Math.floor(rand() * 12), startPosition: pos, nTokens: n, slotOffset: Math.floor(rand() * (17 - n)) });
+      pos += n;
+    }
+    for (let i = entries.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [entries[i], entries[j]] = [entries[j], entries[i]];
+    }
+    const kPool = randomF32(12 * 16 * kvDim, 60, -2, 2);
+    const vPool = randomF32(12 * 16 * kvDim, 61);
+    const positions = new Uint32Array([5, 40, 77, 119]);
+    const q = randomF32(positions.length * c.nHeads * c.headDim, 62, -2, 2);
+    const pre = await runAttention(ctx, c, 'prefill', q, positions, kPool, vPool, entries);
+    expect(compare(pre.got, pre.want).maxAbs).toBeLessThan(2e-5);
+    for (const splits of [1, 3, 8]) {
+      const last = positions.subarray(3);
+      const dec = await runAttention(ctx, c, 'decode', q.subarray(0, c.nHeads * c.headDim), last, kPool, vPool, entries, splits);
+      expect(compare(dec.got, dec.want).maxAbs, `splits=${splits}`).toBeLessThan(2e-5);
+    }
+    // Splits follow the keys (120 keys: 8 pages' worth), not the ~60 entries.
+    const step = attentionDispatches(ctx, dummyBuffers(ctx), { ...c, maxPos: MAX_POS }, { kind: 'decode', maxTokens: 1 });
+    step.setStep(1, entries.length, undefined, 120);
+    const byKeys = step.splits;
+    step.setStep(1, entries.length);
+    expect(byKeys).toBeLessThan(step.splits);
+  });
+
   it('writes kv, rotates q and attends end to end, with the queries masked by position', async () => {
     const ctx = await testContext();
     const c: Case = { nHeads: 4, nKvHeads: 2, headDim: 64, ropeDim: 64, mode: 'norm' };
@@ -239,3 +276,8 @@ describe('attention kernel', () => {
     expect(chooseAttentionSplits(4096, 64, 32)).toBe(4);
   });
 });
+
+function dummyBuffers(ctx: GpuContext) {
+  const b = () => outputBuffer(ctx, 4096);
+  return { q: b(), kPool: b(), vPool: b(), pageTable: b(), positions: b(), ropeTable: b(), out: b() };
+}

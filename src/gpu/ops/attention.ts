@@ -64,9 +64,11 @@ export interface AttentionStep {
   readonly config: { rows: number; dsplit: number; wg: number; workgroupBytes: number };
   /**
    * Sets the step's query token count, page-table entry count and, optionally, the split count
-   * (default: chooseAttentionSplits). Only params and workgroup counts change.
+   * (default: chooseAttentionSplits) and the key count (when given, splits follow ceil(nKeys / 16)
+   * rather than the entry count, since tiles gather keys across short entries). Only params and
+   * workgroup counts change.
    */
-  setStep(nTokens: number, nEntries: number, nSplits?: number): void;
+  setStep(nTokens: number, nEntries: number, nSplits?: number, nKeys?: number): void;
 }
 
 const WG = 128;
@@ -180,7 +182,7 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
       return current;
     },
     config: { rows, dsplit: lay.dsplit, wg: WG, workgroupBytes: lay.bytes },
-    setStep(nTokens: number, nEntries: number, nSplits?: number) {
+    setStep(nTokens: number, nEntries: number, nSplits?: number, nKeys?: number) {
       if (nTokens > opts.maxTokens) {
         throw new GPUError('batch-too-large', `attention was recorded for at most ${opts.maxTokens} tokens, got ${nTokens}`, {
           nTokens,
@@ -188,7 +190,8 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
         });
       }
       const blocks = blocksFor(nTokens);
-      let want = nSplits ?? chooseAttentionSplits(nEntries, blocks * nKvHeads, maxSplits);
+      // Splits follow the keys, not the entries: many short entries still fill tiles of 16 keys.
+      let want = nSplits ?? chooseAttentionSplits(nKeys !== undefined ? Math.ceil(nKeys / KV_PAGE_SIZE) : nEntries, blocks * nKvHeads, maxSplits);
       want = Math.max(1, Math.min(want, maxSplits, Math.max(1, nEntries)));
       const perSplit = Math.max(1, Math.ceil(nEntries / want));
       const splits = Math.max(1, Math.ceil(nEntries / perSplit));
