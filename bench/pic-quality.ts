@@ -502,7 +502,7 @@ export async function runQuality(
     if (p < 3 || (p + 1) % 10 === 0) log(`prompt ${p + 1}: ${pr.docs.length} docs, ${line.join(', ')}; ${perPrompt.toFixed(1)} s; total ${seconds().toFixed(0)} s`);
   }
 
-  // Per scope ('all' pools every size's samples) and cut.
+  // One row of numbers over a list of samples.
   const summarize = (list: readonly Sample[], v: ChunkVariant, m: MethodSpec, size: number | 'all'): MethodRow => {
     const kls = list.map((x) => x.kl);
     return {
@@ -539,6 +539,7 @@ export async function runQuality(
         plain: summarize((samples.get(`${main}:plain:${m.label}`) ?? []).slice(0, crossPrompts), 'plain', m, main),
       })),
   };
+  // Per scope ('all' pools every size's samples) and cut.
   const scopes: (number | 'all')[] = ['all', ...plan.chunkSizes.map((s) => s.target)];
   const rows: MethodRow[] = [];
   for (const scope of scopes) {
@@ -546,28 +547,7 @@ export async function runQuality(
       for (const m of specs) {
         const list = plan.chunkSizes.filter((s) => scope === 'all' || s.target === scope).flatMap((s) => samples.get(`${s.target}:${v}:${m.label}`) ?? []);
         if (list.length === 0) continue;
-        const kls = list.map((s) => s.kl);
-        rows.push({
-          size: scope,
-          variant: v,
-          method: m.method,
-          param: m.param,
-          label: m.label,
-          prompts: list.length,
-          meanKl: mean(kls),
-          medianKl: median(kls),
-          maxKl: Math.max(...kls),
-          klAfterQuestion: mean(list.map((s) => s.klAfterQuestion)),
-          top1: mean(list.map((s) => s.top1)),
-          ppl: Math.exp(mean(list.map((s) => s.nll))),
-          exactMatch: mean(list.map((s) => (s.matched === plan.continuation ? 1 : 0))),
-          meanMatched: mean(list.map((s) => s.matched)),
-          reused: mean(list.map((s) => s.reused)),
-          recomputed: mean(list.map((s) => s.recomputed)),
-          computed: mean(list.map((s) => s.computed)),
-          probed: mean(list.map((s) => s.probed)),
-          reusedShare: mean(list.map((s) => s.reused / (s.reused + s.recomputed + s.computed))),
-        });
+        rows.push(summarize(list, v, m, scope));
       }
     }
   }
@@ -678,8 +658,7 @@ function runCase(
   const bySet = new Map<string, Sample>(); // the same recompute set gives the same numbers
   for (const m of specs) {
     if (m.method === 'full' || m.method === 'prefix') continue;
-    const recompute =
-      m.method === 'naive' ? attnlinkIndices(chunks, 0) : m.method === 'attnlink' ? attnlinkIndices(chunks, m.param!) : selectByDeviation(c.deviation, m.param!);
+    const recompute = recomputeSet(m, c);
     const setKey = recompute.map((r) => r.join(',')).join('|');
     let s = bySet.get(setKey);
     if (!s) {
@@ -695,6 +674,13 @@ function runCase(
     results.set(m.label, m.method === 'cacheblend' ? { ...s, probed: chunkTokens } : s);
   }
   return { c, results };
+}
+
+/** The chunk tokens a reuse method recomputes on a case (naive, attnlink k or cacheblend r). */
+function recomputeSet(m: MethodSpec, c: Case): number[][] {
+  if (m.method === 'naive') return attnlinkIndices(c.chunks, 0);
+  if (m.method === 'attnlink') return attnlinkIndices(c.chunks, m.param!);
+  return selectByDeviation(c.deviation, m.param!);
 }
 
 /**
@@ -715,8 +701,7 @@ function crossCutCase(cpu: CpuModel, plainCase: Case, bosCase: Case, specs: read
       logits = cpu.forwardAll(bosCase.question);
       recomputed = chunkTokens;
     } else {
-      const recompute =
-        m.method === 'naive' ? attnlinkIndices(bosCase.chunks, 0) : m.method === 'attnlink' ? attnlinkIndices(bosCase.chunks, m.param!) : selectByDeviation(bosCase.deviation, m.param!);
+      const recompute = recomputeSet(m, bosCase);
       recomputed = recompute.reduce((a, r) => a + r.length, 0);
       logits = cpuPrefillLinked(cpu, { prefix: bosCase.prefix, chunks: bosCase.chunks, question: bosCase.question, recompute });
     }

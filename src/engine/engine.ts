@@ -15,6 +15,7 @@ import { decodeChunk, encodeChunk, type ChunkStore } from '../kv/chunk-store.ts'
 import { ggmlTypeName } from '../gguf/quant.ts';
 import { createTokenizer, renderChatTemplate, type Tokenizer } from '../tokenizer/index.ts';
 import { StopMatcher } from './stop.ts';
+import { LINK_METHODS } from './types.ts';
 import type {
   DocumentsInput,
   FinishReason,
@@ -47,7 +48,6 @@ export const DEFAULT_CHUNK_BOS = false;
 /** Prompts a 'prefix' request keeps for later ones (least recently used go first). */
 const MAX_HELD_PROMPTS = 8;
 
-const LINK_METHODS: readonly LinkMethod[] = ['full', 'prefix', 'naive', 'attnlink', 'cacheblend'];
 
 export interface EngineOptions {
   shaders: ShaderSources;
@@ -202,7 +202,7 @@ export class Engine {
     const method: LinkMethod = opts.method ?? (docs ? 'attnlink' : 'full');
     const k = opts.k ?? DEFAULT_ATTNLINK_K;
     const ratio = opts.ratio ?? DEFAULT_BLEND_RATIO;
-    if (!LINK_METHODS.includes(method)) throw new InvalidRequestError('bad-method', `method must be one of ${LINK_METHODS.join(', ')}, got '${method}'`);
+    if (!(LINK_METHODS as readonly string[]).includes(method)) throw new InvalidRequestError('bad-method', `method must be one of ${LINK_METHODS.join(', ')}, got '${method}'`);
     if (!docs && method !== 'full' && method !== 'prefix') {
       throw new InvalidRequestError('bad-method', `method '${method}' links document chunks; give {documents, question}, or use 'full' or 'prefix'`);
     }

@@ -89,7 +89,8 @@ export type GenerateInput = string | { tokens: number[] } | { messages: ChatMess
  *   an early layer deviates most from a full prefill's (found by running the chunks through the
  *   first layers).
  */
-export type LinkMethod = 'full' | 'prefix' | 'naive' | 'attnlink' | 'cacheblend';
+export const LINK_METHODS = ['full', 'prefix', 'naive', 'attnlink', 'cacheblend'] as const;
+export type LinkMethod = (typeof LINK_METHODS)[number];
 
 export interface TokenEvent {
   tokenId: number;

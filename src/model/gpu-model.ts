@@ -526,33 +526,44 @@ export class GpuModel {
 
   /** One layer's K and V rows (f32, token order) of each list of spans, read back in one copy. */
   private async readLayerRows(layer: number, lists: readonly (readonly PageSpan[])[]): Promise<{ k: Float32Array; v: Float32Array }[]> {
-    const rowBytes = this.config.nKvHeads * this.config.headDim * 4;
-    const counts = lists.map((l) => l.reduce((s, x) => s + x.nTokens, 0));
-    const size = counts.reduce((s, n) => s + 2 * n * rowBytes, 0);
-    const staging = this.ctx.device.createBuffer({ size: Math.max(16, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const enc = this.ctx.device.createCommandEncoder({ label: 'read-layer-rows' });
-    const { k: kPool, v: vPool } = this.kv.layers[layer];
-    let dst = 0;
+    const all = new Float32Array((await this.readRows([layer], lists)).buffer);
+    const rowWords = this.config.nKvHeads * this.config.headDim;
+    const out: { k: Float32Array; v: Float32Array }[] = [];
+    let at = 0;
     for (const list of lists) {
-      for (const pool of [kPool, vPool]) {
-        for (const s of list) {
-          enc.copyBufferToBuffer(pool, (s.page * KV_PAGE_SIZE + (s.slotOffset ?? 0)) * rowBytes, staging, dst, s.nTokens * rowBytes);
-          dst += s.nTokens * rowBytes;
+      const w = list.reduce((s, x) => s + x.nTokens, 0) * rowWords;
+      out.push({ k: all.subarray(at, at + w), v: all.subarray(at + w, at + 2 * w) });
+      at += 2 * w;
+    }
+    return out;
+  }
+
+  /**
+   * K and V rows of the spans, read back in one copy, in the order layer by layer, then list by
+   * list, then K rows before V rows, each in span order (f32, (nKvHeads*headDim) per row).
+   */
+  private async readRows(layers: readonly number[], lists: readonly (readonly PageSpan[])[]): Promise<Uint8Array> {
+    const rowBytes = this.config.nKvHeads * this.config.headDim * 4;
+    const tokens = lists.reduce((s, l) => s + l.reduce((t, x) => t + x.nTokens, 0), 0);
+    const size = layers.length * 2 * tokens * rowBytes;
+    const staging = this.ctx.device.createBuffer({ size: Math.max(16, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.ctx.device.createCommandEncoder({ label: 'read-kv-rows' });
+    let dst = 0;
+    for (const layer of layers) {
+      const { k, v } = this.kv.layers[layer];
+      for (const list of lists) {
+        for (const pool of [k, v]) {
+          for (const s of list) {
+            enc.copyBufferToBuffer(pool, (s.page * KV_PAGE_SIZE + (s.slotOffset ?? 0)) * rowBytes, staging, dst, s.nTokens * rowBytes);
+            dst += s.nTokens * rowBytes;
+          }
         }
       }
     }
     this.ctx.device.queue.submit([enc.finish()]);
     try {
       await staging.mapAsync(GPUMapMode.READ);
-      const all = new Float32Array(staging.getMappedRange(0, size).slice(0));
-      const out: { k: Float32Array; v: Float32Array }[] = [];
-      let at = 0;
-      for (const n of counts) {
-        const w = (n * rowBytes) / 4;
-        out.push({ k: all.subarray(at, at + w), v: all.subarray(at + w, at + 2 * w) });
-        at += 2 * w;
-      }
-      return out;
+      return new Uint8Array(staging.getMappedRange(0, size).slice(0));
     } finally {
       staging.destroy();
     }
@@ -596,27 +607,10 @@ export class GpuModel {
    * (nTokens, nKvHeads*headDim) f32 in token order (keys before RoPE).
    */
   async exportChunk(chunk: ChunkKV): Promise<Uint8Array> {
-    const rowBytes = this.config.nKvHeads * this.config.headDim * 4;
-    const n = chunk.tokens.length;
-    const size = this.config.nLayers * 2 * n * rowBytes;
-    const staging = this.ctx.device.createBuffer({ size: Math.max(16, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const enc = this.ctx.device.createCommandEncoder({ label: 'export-chunk' });
-    let dst = 0;
-    for (const layer of this.kv.layers) {
-      for (const pool of [layer.k, layer.v]) {
-        for (const s of chunk.spans) {
-          const bytes = s.nTokens * rowBytes;
-          enc.copyBufferToBuffer(pool, (s.page * KV_PAGE_SIZE + (s.slotOffset ?? 0)) * rowBytes, staging, dst, bytes);
-          dst += bytes;
-        }
-      }
-    }
-    this.ctx.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = new Uint8Array(staging.getMappedRange(0, size).slice(0));
-    staging.unmap();
-    staging.destroy();
-    return out;
+    return this.readRows(
+      this.kv.layers.map((_, l) => l),
+      [chunk.spans],
+    );
   }
 
   /** Puts stored chunk KV (the layout exportChunk writes) into fresh pages of the pool. */

@@ -2,7 +2,7 @@
 // text with a model's tokenizer (no GPU needed). Run through bin/chunklm.mjs.
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { GenerateInput, GenerateOptions, GenerationResult, LoadProgress } from '../engine/types.ts';
+import { LINK_METHODS, type GenerateInput, type GenerateOptions, type GenerationResult, type LoadProgress } from '../engine/types.ts';
 import { ChunklmError, InvalidRequestError } from '../errors.ts';
 import { FileSource } from '../gguf/node-file-source.ts';
 
@@ -159,7 +159,7 @@ async function generateCommand(args: string[]): Promise<number> {
     opts.chunkBos = values['chunk-bos'] === 'yes';
   }
   if (docs.length > 0 && values.chat) throw usageError('--chat and --doc cannot be combined yet');
-  const methods = ['full', 'prefix', 'naive', 'attnlink', 'cacheblend'];
+  const methods: readonly string[] = LINK_METHODS;
   if (values.method !== undefined) {
     if (!methods.includes(values.method)) throw usageError(`--method must be one of ${methods.join(', ')}, got '${values.method}'`);
     opts.method = values.method as GenerateOptions['method'];
