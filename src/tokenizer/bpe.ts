@@ -2,7 +2,7 @@
 // pre-tokenizer cuts the text into words, each word's UTF-8 bytes become printable characters
 // through GPT-2's byte-to-unicode table, and the adjacent pair with the lowest merge rank is merged
 // (ties: the leftmost pair) until no pair has a merge. Results are cached per word.
-import { MinHeap } from './heap.ts';
+import { mergeSymbols } from './heap.ts';
 import { preTokenize, preTokenizerFor } from './pre-tokenizer.ts';
 import type { Vocab } from './vocab.ts';
 
@@ -38,16 +38,6 @@ export function byteLevelBytes(text: string): Uint8Array {
   }
   return Uint8Array.from(out);
 }
-
-interface Bigram {
-  left: number;
-  right: number;
-  rank: number;
-  /** Combined length when queued; a different length now means one side has changed. */
-  size: number;
-}
-
-const byLowestRank = (a: Bigram, b: Bigram): boolean => a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
 
 /** Words cached before the cache is cleared; enough for any prompt, bounded for long sessions. */
 const CACHE_LIMIT = 50_000;
@@ -88,30 +78,7 @@ export class BpeEncoder {
     // Every mapped character is one UTF-16 unit, so symbol i starts at i; `len` grows by merging.
     const n = mapped.length;
     const len = new Int32Array(n).fill(1);
-    const prev = new Int32Array(n);
-    const next = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      prev[i] = i - 1;
-      next[i] = i + 1 < n ? i + 1 : -1;
-    }
-    const queue = new MinHeap<Bigram>(byLowestRank);
-    const tryAdd = (left: number, right: number): void => {
-      if (left < 0 || right < 0) return;
-      const rank = mergeRanks.get(`${mapped.substr(left, len[left])} ${mapped.substr(right, len[right])}`);
-      if (rank !== undefined) queue.push({ left, right, rank, size: len[left] + len[right] });
-    };
-    for (let i = 1; i < n; i++) tryAdd(i - 1, i);
-
-    while (queue.size > 0) {
-      const { left, right, size } = queue.pop()!;
-      if (len[left] === 0 || len[right] === 0 || len[left] + len[right] !== size) continue;
-      len[left] = size;
-      len[right] = 0;
-      next[left] = next[right];
-      if (next[right] >= 0) prev[next[right]] = left;
-      tryAdd(prev[left], left);
-      tryAdd(left, next[left]);
-    }
+    const next = mergeSymbols(len, (left, right) => mergeRanks.get(`${mapped.substr(left, len[left])} ${mapped.substr(right, len[right])}`));
 
     const ids: number[] = [];
     for (let i = n > 0 ? 0 : -1; i !== -1; i = next[i]) {

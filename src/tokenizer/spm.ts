@@ -7,18 +7,8 @@
 // llama.cpp also keeps a "rev_merge" table to split untokenizable symbols back into their parts;
 // a merged symbol is always a token by construction, so that path never runs and is left out.
 import { TokenizerError } from '../errors.ts';
-import { MinHeap } from './heap.ts';
+import { mergeSymbols } from './heap.ts';
 import type { Vocab } from './vocab.ts';
-
-interface Bigram {
-  left: number;
-  right: number;
-  score: number;
-  /** Combined length (UTF-16 units) when queued; a different length now means one side has changed. */
-  size: number;
-}
-
-const byBestScore = (a: Bigram, b: Bigram): boolean => a.score > b.score || (a.score === b.score && a.left < b.left);
 
 const utf8 = new TextEncoder();
 
@@ -51,32 +41,11 @@ export class SpmEncoder {
       i += w;
     }
     if (n === 0) return;
-    const prev = new Int32Array(n);
-    const next = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      prev[i] = i - 1;
-      next[i] = i + 1 < n ? i + 1 : -1;
-    }
-
-    const queue = new MinHeap<Bigram>(byBestScore);
-    const tryAdd = (left: number, right: number): void => {
-      if (left < 0 || right < 0) return;
-      const size = len[left] + len[right];
-      const id = tokenToId.get(text.substr(start[left], size));
-      if (id !== undefined) queue.push({ left, right, score: scores[id], size });
-    };
-    for (let i = 1; i < n; i++) tryAdd(i - 1, i);
-
-    while (queue.size > 0) {
-      const { left, right, size } = queue.pop()!;
-      if (len[left] === 0 || len[right] === 0 || len[left] + len[right] !== size) continue;
-      len[left] = size;
-      len[right] = 0;
-      next[left] = next[right];
-      if (next[right] >= 0) prev[next[right]] = left;
-      tryAdd(prev[left], left);
-      tryAdd(left, next[left]);
-    }
+    // Best score first: keys are negated scores.
+    const next = mergeSymbols(len.subarray(0, n), (left, right) => {
+      const id = tokenToId.get(text.substr(start[left], len[left] + len[right]));
+      return id === undefined ? undefined : -scores[id];
+    });
 
     for (let i = 0; i !== -1; i = next[i]) {
       const piece = text.substr(start[i], len[i]);
