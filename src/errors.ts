@@ -39,6 +39,11 @@ export class KVCacheError extends ChunklmError {
   override name = 'KVCacheError';
 }
 
+/** Persistent storage refused or lost data: 'quota-exceeded', 'store-unavailable', 'bad-pack', 'model-mismatch'. */
+export class StorageError extends ChunklmError {
+  override name = 'StorageError';
+}
+
 /** The caller aborted the request through its AbortSignal. */
 export class AbortedError extends ChunklmError {
   override name = 'AbortedError';
@@ -64,6 +69,7 @@ const errorClasses: Record<string, new (code: string, message: string, fields?: 
   TokenizerError,
   GPUError,
   KVCacheError,
+  StorageError,
   InvalidRequestError,
   WorkerError,
 };
