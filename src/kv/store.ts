@@ -16,6 +16,8 @@ export interface ManifestChunk {
   id: string;
   /** The chunk's token ids, as it is linked (no lead-in). */
   tokens: number[];
+  /** Tokens its KV was computed after (a lead-in or the document's preceding tokens); absent when none. */
+  context?: number[];
   /** UTF-16 offsets of the chunk's text in the document. */
   start: number;
   end: number;
