@@ -35,6 +35,7 @@ function packChecksum(words: Uint32Array, indexEnd: number): number {
 }
 
 const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isTokenIds = (v: unknown): boolean => Array.isArray(v) && v.every((t: unknown) => Number.isInteger(t) && (t as number) >= 0 && (t as number) <= 0xffffffff);
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Why `v` is not a DocumentManifest, or undefined when it is one (unknown extra fields are kept). */
@@ -57,9 +58,8 @@ function manifestProblem(v: unknown): string | undefined {
     if (!isRecord(c)) return `chunk ${i} is not an object`;
     if (typeof c.id !== 'string' || !ID_HEX.test(c.id)) return `chunk ${i}'s id is not 64 lowercase hex digits`;
     if (!isNumber(c.start) || !isNumber(c.end) || !isNumber(c.bytes)) return `chunk ${i}'s start, end or bytes is not a number`;
-    if (!Array.isArray(c.tokens) || !c.tokens.every((t: unknown) => Number.isInteger(t) && (t as number) >= 0 && (t as number) <= 0xffffffff)) {
-      return `chunk ${i}'s tokens are not u32 token ids`;
-    }
+    if (!isTokenIds(c.tokens)) return `chunk ${i}'s tokens are not u32 token ids`;
+    if (c.context !== undefined && !isTokenIds(c.context)) return `chunk ${i}'s context is not u32 token ids`;
   }
   return undefined;
 }

@@ -16,7 +16,8 @@ function manifestOf(chunkIds: string[]): DocumentManifest {
     textHash: 'ab'.repeat(32),
     modelFingerprint: FINGERPRINT,
     settings: { bosPrefix: true, maxChunkTokens: 128, kv: 'f16' },
-    chunks: chunkIds.map((id, i) => ({ id, tokens: [i + 1, 2, 3], start: i * 10, end: i * 10 + 9, bytes: 0 })),
+    // The first chunk was computed after a lead-in (context); the others without one.
+    chunks: chunkIds.map((id, i) => ({ id, tokens: [i + 1, 2, 3], ...(i === 0 ? { context: [1, 9] } : {}), start: i * 10, end: i * 10 + 9, bytes: 0 })),
     tokens: chunkIds.length * 3,
     bytes: 0,
     createdAt: 1_700_000_000_000,
@@ -167,6 +168,7 @@ describe('kvpack', () => {
       { chunks: [{ ...manifest.chunks[0], id: 'ABC' }] },
       { chunks: [{ ...manifest.chunks[0], id: idOf(0xab).toUpperCase() }] },
       { chunks: [{ ...manifest.chunks[0], tokens: [1, -2] }] },
+      { chunks: [{ ...manifest.chunks[0], context: [1, 'a'] }] },
       { chunks: [{ ...manifest.chunks[0], start: '0' }] },
       { chunks: [null] },
     ];
