@@ -6,8 +6,9 @@ import type { GpuContext } from '../src/gpu/context.ts';
 import { attentionDispatches } from '../src/gpu/ops/attention.ts';
 import { copyDispatch } from '../src/gpu/ops/elementwise.ts';
 import { embeddingBytes, embeddingOp } from '../src/gpu/ops/embedding.ts';
-import { KV_PAGE_SIZE } from '../src/gpu/ops/kv.ts';
+import { KV_PAGE_SIZE, kvDtypeBytes, type KvDtype } from '../src/gpu/ops/kv.ts';
 import { linearOp } from '../src/gpu/ops/matmul.ts';
+import { packF16Words } from '../src/gpu/ref/f16.ts';
 import { linearBytes, type LinearOp } from '../src/gpu/ops/matvec.ts';
 import { gateUpBytes, gateUpMatvecOp } from '../src/gpu/ops/mlp.ts';
 import { rmsnormBytes, rmsnormOp } from '../src/gpu/ops/rmsnorm.ts';
@@ -187,65 +188,73 @@ export class KernelBench {
     return out;
   }
 
-  /** Decode attention (one query token over kvLen keys), rotating through per-layer KV pools. */
+  /**
+   * Decode attention (one query token over kvLen keys), rotating through per-layer KV pools, for f32
+   * and f16 pools (f16 reads half the bytes per key).
+   */
   async attention(copyGbPerS: number): Promise<KernelResult[]> {
-    const { nHeads, nKvHeads, headDim } = this.sizes.attention;
-    const kvDim = nKvHeads * headDim;
     const out: KernelResult[] = [];
     for (const kvLen of this.sizes.kvLengths) {
-      const nPages = Math.ceil(kvLen / KV_PAGE_SIZE);
-      const poolBytes = nPages * KV_PAGE_SIZE * kvDim * 4; // (nPages*16, kvDim) f32
-      const layers = this.copyCount(2 * poolBytes);
-      const pattern = randomValues(Math.min(poolBytes, 1 << 22) / 4, 5);
-      const fill = (b: GPUBuffer) => {
-        for (let o = 0; o < poolBytes; o += pattern.byteLength) {
-          this.ctx.device.queue.writeBuffer(b, o, pattern, 0, Math.min(pattern.length, (poolBytes - o) / 4));
-        }
-      };
-      // Page table: page i holds positions 16i.. (one vec4<u32> per entry).
-      const table = new Uint32Array(nPages * 4);
-      for (let i = 0; i < nPages; i++) table.set([i, i * KV_PAGE_SIZE, Math.min(KV_PAGE_SIZE, kvLen - i * KV_PAGE_SIZE), 0], i * 4);
-      const pageTable = this.upload('page-table', table);
-      const positions = this.upload('positions', new Uint32Array([kvLen - 1, 0, 0, 0]));
-      const ropeTable = uploadRopeTable(this.ctx, buildRopeTable(kvLen, headDim, 1e6));
-      this.made.push(ropeTable);
-      const q = this.upload('q', randomValues(nHeads * headDim, 9));
-      const att = this.buffer('att', nHeads * headDim * 4);
-      const steps = [];
-      for (let l = 0; l < layers; l++) {
-        const kPool = this.buffer(`k-${l}`, poolBytes);
-        const vPool = this.buffer(`v-${l}`, poolBytes);
-        fill(kPool);
-        fill(vPool);
-        const step = attentionDispatches(
-          this.ctx,
-          { q, kPool, vPool, pageTable, positions, ropeTable, out: att },
-          { nHeads, nKvHeads, headDim, ropeDim: headDim, mode: 'neox', maxPos: kvLen },
-          { kind: 'decode', maxTokens: 1 },
-        );
-        step.setStep(1, nPages);
-        steps.push(step);
-      }
-      const t = await this.timer.time(steps.map((s) => s.dispatches));
-      const kvBytes = 2 * kvLen * kvDim * 4;
-      out.push(
-        result(
-          {
-            name: `attention decode`,
-            family: 'attention',
-            shape: `KV ${kvLen}, ${nHeads}/${nKvHeads} heads × ${headDim}, ${steps[0].splits} splits`,
-            bytes: kvBytes,
-            flops: 4 * nHeads * headDim * kvLen,
-            copies: layers,
-          },
-          t,
-          copyGbPerS,
-        ),
-      );
-      this.log(line(out[out.length - 1]));
-      this.release();
+      for (const kvDtype of ['f32', 'f16'] as const) out.push(await this.attentionAt(kvLen, kvDtype, copyGbPerS));
     }
     return out;
+  }
+
+  private async attentionAt(kvLen: number, kvDtype: KvDtype, copyGbPerS: number): Promise<KernelResult> {
+    const { nHeads, nKvHeads, headDim } = this.sizes.attention;
+    const kvDim = nKvHeads * headDim;
+    const nPages = Math.ceil(kvLen / KV_PAGE_SIZE);
+    const poolBytes = nPages * KV_PAGE_SIZE * kvDim * kvDtypeBytes(kvDtype); // (nPages*16, kvDim) of kvDtype
+    const layers = this.copyCount(2 * poolBytes);
+    // Words of f32 values or of packed halves (random words would hold f16 infinities and NaNs).
+    const words = Math.min(poolBytes, 1 << 22) / 4;
+    const pattern = kvDtype === 'f16' ? packF16Words(randomValues(2 * words, 5)) : randomValues(words, 5);
+    const fill = (b: GPUBuffer) => {
+      for (let o = 0; o < poolBytes; o += pattern.byteLength) {
+        this.ctx.device.queue.writeBuffer(b, o, pattern, 0, Math.min(pattern.length, (poolBytes - o) / 4));
+      }
+    };
+    // Page table: page i holds positions 16i.. (one vec4<u32> per entry).
+    const table = new Uint32Array(nPages * 4);
+    for (let i = 0; i < nPages; i++) table.set([i, i * KV_PAGE_SIZE, Math.min(KV_PAGE_SIZE, kvLen - i * KV_PAGE_SIZE), 0], i * 4);
+    const pageTable = this.upload('page-table', table);
+    const positions = this.upload('positions', new Uint32Array([kvLen - 1, 0, 0, 0]));
+    const ropeTable = uploadRopeTable(this.ctx, buildRopeTable(kvLen, headDim, 1e6));
+    this.made.push(ropeTable);
+    const q = this.upload('q', randomValues(nHeads * headDim, 9));
+    const att = this.buffer('att', nHeads * headDim * 4);
+    const steps = [];
+    for (let l = 0; l < layers; l++) {
+      const kPool = this.buffer(`k-${l}`, poolBytes);
+      const vPool = this.buffer(`v-${l}`, poolBytes);
+      fill(kPool);
+      fill(vPool);
+      const step = attentionDispatches(
+        this.ctx,
+        { q, kPool, vPool, pageTable, positions, ropeTable, out: att },
+        { nHeads, nKvHeads, headDim, ropeDim: headDim, mode: 'neox', maxPos: kvLen, kvDtype },
+        { kind: 'decode', maxTokens: 1 },
+      );
+      step.setStep(1, nPages);
+      steps.push(step);
+    }
+    const t = await this.timer.time(steps.map((s) => s.dispatches));
+    const kvBytes = 2 * kvLen * kvDim * kvDtypeBytes(kvDtype); // K and V of every key: halved by f16
+    const r = result(
+      {
+        name: `attention decode ${kvDtype} KV`,
+        family: 'attention',
+        shape: `KV ${kvLen}, ${nHeads}/${nKvHeads} heads × ${headDim}, ${steps[0].splits} splits`,
+        bytes: kvBytes,
+        flops: 4 * nHeads * headDim * kvLen,
+        copies: layers,
+      },
+      t,
+      copyGbPerS,
+    );
+    this.log(line(r));
+    this.release();
+    return r;
   }
 
   /** RMSNorm over enough rows to leave the cache, and an embedding lookup of many tokens. */

@@ -10,6 +10,8 @@
 // absolute position of their slot as they are loaded into workgroup memory; q is already rotated
 // (rope.wgsl). Softmax is online (running max m and sum l per row) over tiles of up to 16 keys
 // gathered from consecutive entries of the split. Reference: src/gpu/ref/attention.ts attentionPagedRef.
+// The pools hold f32 values or f16 halves (KV_DTYPE); halves are widened to f32 as they are loaded,
+// so the f16 form equals the f32 one on K/V rounded to f16 (attentionPagedRef with kvDtype 'f16').
 //
 // Page-table entry e = (page, start_pos, n_tokens, slot_offset): slots page*16 + slot_offset + j
 // hold the tokens at positions start_pos + j, j < n_tokens.
@@ -18,7 +20,9 @@
 //   [s * entries_per_split, min((s+1) * entries_per_split, n_entries)).
 // Bindings: 0 uniform Params;
 //   1 read q (array<vec4<f32>>): row (t, h) at vec4 index (q_offset + t*q_stride + h*HEAD_DIM) / 4
-//   2 read k_pool (array<f32>, [n_pages*16, n_kv_heads*HEAD_DIM]), 3 read v_pool (same shape, as vec4)
+//   2 read k_pool (array<u32>, [n_pages*16, n_kv_heads*HEAD_DIM] values): f32 pools hold one value per
+//     word (read through bitcast), f16 pools two halves per word (value 2i in the low half of word i)
+//   3 read v_pool (same shape, array<kv_quad>: vec4<f32> for f32 pools, vec2<u32> = 4 halves for f16)
 //   4 read page_table (array<vec4<u32>>, [n_entries]); 5 read positions (array<u32>, [n_tokens])
 //   6 read rope_cs (array<vec2<f32>>, [max_pos, rope_dim/2] of (cos, sin))
 //   7 read_write dst (array<vec4<f32>>):
@@ -28,7 +32,8 @@
 // Params: n_tokens, n_heads, n_kv_heads, rope_dim, neox (0/1), max_pos, n_entries, entries_per_split,
 //   n_splits, direct, q_stride, q_offset (elements, multiples of 4), scale (f32).
 // Constants (placeholders): HEAD_DIM (multiple of 4), GROUP (= n_heads / n_kv_heads), ROWS, WG, DSPLIT
-//   (threads per dot product; WG must be a multiple of 16 * DSPLIT).
+//   (threads per dot product; WG must be a multiple of 16 * DSPLIT), KV_DTYPE (f32 or f16: picks the
+//   V pool element type and the K/V loaders below).
 
 struct Params {
   n_tokens: u32,
@@ -63,12 +68,35 @@ const MASKED: f32 = -3.0e38; // score of a masked key; its weight is set to 0 ex
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k_pool: array<f32>;
-@group(0) @binding(3) var<storage, read> v_pool: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k_pool: array<u32>;
+@group(0) @binding(3) var<storage, read> v_pool: array<kv_quad_{{KV_DTYPE}}>;
 @group(0) @binding(4) var<storage, read> page_table: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read> positions: array<u32>;
 @group(0) @binding(6) var<storage, read> rope_cs: array<vec2<f32>>;
 @group(0) @binding(7) var<storage, read_write> dst: array<vec4<f32>>;
+
+// K/V loaders of the two pool types; KV_DTYPE picks one pair by name, the other is unused.
+alias kv_quad_f32 = vec4<f32>; // 4 values
+alias kv_quad_f16 = vec2<u32>; // 4 halves
+fn v_load_f32(x: vec4<f32>) -> vec4<f32> {
+  return x;
+}
+fn v_load_f16(x: vec2<u32>) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(x.x), unpack2x16float(x.y));
+}
+// Values a and b of the K row starting at value index `row` (a multiple of 4).
+fn k_pair_f32(row: u32, a: u32, b: u32) -> vec2<f32> {
+  return vec2<f32>(bitcast<f32>(k_pool[row + a]), bitcast<f32>(k_pool[row + b]));
+}
+fn k_pair_f16(row: u32, a: u32, b: u32) -> vec2<f32> {
+  if (b == a + 1u && a % 2u == 0u) {
+    return unpack2x16float(k_pool[(row + a) / 2u]); // one word: interleaved rotation pairs, unrotated dims
+  }
+  // A neox pair (a, a + rope_dim/2) spans two words; the neighbouring pair reads the same words.
+  let wa = unpack2x16float(k_pool[(row + a) / 2u]);
+  let wb = unpack2x16float(k_pool[(row + b) / 2u]);
+  return vec2<f32>(select(wa.x, wa.y, a % 2u == 1u), select(wb.x, wb.y, b % 2u == 1u));
+}
 
 var<workgroup> q_s: array<vec4<f32>, ROWS * HD4>; // scaled query rows
 var<workgroup> k_s: array<vec4<f32>, BK * KS4>; // rotated keys of the tile
@@ -169,8 +197,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var xb = 0.0;
       if (j < n_keys) {
         let row = slot_j[j] * kv4 * 4u + g * HD;
-        xa = k_pool[row + a];
-        xb = k_pool[row + b];
+        let x = k_pair_{{KV_DTYPE}}(row, a, b);
+        xa = x.x;
+        xb = x.y;
         if (pi < half) {
           let cs = rope_cs[min(pos_j[j], p.max_pos - 1u) * half + pi];
           let ra = xa * cs.x - xb * cs.y;
@@ -185,7 +214,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let j = i / HD4;
       var val = vec4<f32>(0.0);
       if (j < n_keys) {
-        val = v_pool[slot_j[j] * kv4 + g * HD4 + i % HD4];
+        val = v_load_{{KV_DTYPE}}(v_pool[slot_j[j] * kv4 + g * HD4 + i % HD4]);
       }
       v_s[i] = val;
     }

@@ -1,12 +1,15 @@
-// The paged KV cache on the GPU: per layer one K pool and one V pool, each [nPages, 16, kvDim] f32
-// (kvDim = nKvHeads*headDim; keys before RoPE), sized from a token budget. Page bookkeeping
-// (allocator, sequences, page tables) lives in ./pages.ts; see there for what an entry means.
+// The paged KV cache on the GPU: per layer one K pool and one V pool, each [nPages, 16, kvDim] of
+// f32 values or f16 halves (kvDim = nKvHeads*headDim; keys before RoPE), sized from a token budget.
+// Page bookkeeping (allocator, sequences, page tables) lives in ./pages.ts; see there for what an
+// entry means.
 import { KVCacheError } from '../errors.ts';
 import type { GpuContext } from '../gpu/context.ts';
+import { kvDtypeBytes, type KvDtype } from '../gpu/ops/kv.ts';
 import { KV_PAGE_SIZE, PAGE_TABLE_ENTRY_WORDS, PageAllocator, Sequence } from './pages.ts';
 
 export { KV_PAGE_SIZE, PAGE_TABLE_ENTRY_WORDS, PageAllocator, Sequence } from './pages.ts';
 export type { PageSpan, PageTableEntry } from './pages.ts';
+export type { KvDtype } from '../gpu/ops/kv.ts';
 
 export interface KvCacheShape {
   nLayers: number;
@@ -14,10 +17,15 @@ export interface KvCacheShape {
   headDim: number;
 }
 
+export interface KvCacheOptions {
+  /** Element type of the pools (default 'f32'); 'f16' packs two halves per u32 and needs an even kvDim. */
+  dtype?: KvDtype;
+}
+
 export interface KvLayerPools {
-  /** [nPages*16, kvDim] f32, keys before RoPE. */
+  /** [nPages*16, kvDim] of the cache's dtype, keys before RoPE. */
   readonly k: GPUBuffer;
-  /** [nPages*16, kvDim] f32. */
+  /** [nPages*16, kvDim] of the cache's dtype. */
   readonly v: GPUBuffer;
 }
 
@@ -26,6 +34,9 @@ const POOL_USAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC (copy-out 
 export class PagedKvCache {
   readonly allocator: PageAllocator;
   readonly layers: readonly KvLayerPools[];
+  readonly dtype: KvDtype;
+  /** Bytes of one token's row in one pool (K or V) of one layer: kvDim * 4 (f32) or kvDim * 2 (f16). */
+  readonly rowBytes: number;
   /** Bytes of one page in one pool (K or V) of one layer. */
   readonly pageBytes: number;
 
@@ -37,16 +48,25 @@ export class PagedKvCache {
   /**
    * Allocates the pools for `tokenBudget` token slots (rounded up to whole pages) shared by every
    * sequence. Throws KVCacheError 'kv-pool-too-large' when one layer's pool exceeds what the device
-   * can bind, naming the largest budget that fits.
+   * can bind, naming the largest budget that fits, and 'bad-kv-shape' for an odd kvDim with f16.
    */
   constructor(
     readonly ctx: GpuContext,
     readonly shape: KvCacheShape,
     tokenBudget: number,
+    opts: KvCacheOptions = {},
   ) {
     const kvDim = shape.nKvHeads * shape.headDim;
+    this.dtype = opts.dtype ?? 'f32';
+    if (this.dtype === 'f16' && kvDim % 2 !== 0) {
+      throw new KVCacheError('bad-kv-shape', `f16 KV pools pack two halves per word, so kvDim (nKvHeads*headDim = ${kvDim}) must be even; use dtype 'f32'`, {
+        kvDim,
+        dtype: this.dtype,
+      });
+    }
     const nPages = PagedKvCache.pagesFor(tokenBudget);
-    this.pageBytes = KV_PAGE_SIZE * kvDim * 4;
+    this.rowBytes = kvDim * kvDtypeBytes(this.dtype);
+    this.pageBytes = KV_PAGE_SIZE * this.rowBytes;
     const poolBytes = nPages * this.pageBytes;
     const max = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
     if (poolBytes > max) {

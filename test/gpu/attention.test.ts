@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { attentionDispatches, chooseAttentionSplits, type AttentionShape } from '../../src/gpu/ops/attention.ts';
-import { kvWriteDispatch } from '../../src/gpu/ops/kv.ts';
+import { kvWriteDispatch, type KvDtype } from '../../src/gpu/ops/kv.ts';
 import { buildRopeTable, ropeDispatch, uploadRopeTable, type RopeMode } from '../../src/gpu/ops/rope.ts';
 import { attentionPagedRef, attentionRef, type RefPageEntry } from '../../src/gpu/ref/attention.ts';
+import { packF16Words, roundF16Array } from '../../src/gpu/ref/f16.ts';
 import { ropeRef } from '../../src/gpu/ref/rope.ts';
 import { PageAllocator, Sequence } from '../../src/kv/pages.ts';
 import type { GpuContext } from '../../src/gpu/context.ts';
@@ -49,10 +50,13 @@ async function runAttention(
   vPool: Float32Array,
   entries: readonly RefPageEntry[],
   splits?: number,
+  kvDtype: KvDtype = 'f32',
 ) {
   const T = positions.length;
   const table = buildRopeTable(MAX_POS, c.ropeDim, 10000);
-  const shape: AttentionShape = { ...c, maxPos: MAX_POS };
+  const shape: AttentionShape = { ...c, maxPos: MAX_POS, kvDtype };
+  // An f16 pool holds the halves of the values (packed two per word); the reference rounds alike.
+  const pool = (a: Float32Array) => uploadWords(ctx, kvDtype === 'f16' ? packF16Words(a) : a);
   const words = new Uint32Array(Math.max(1, entries.length) * 4);
   entries.forEach((e, i) => words.set([e.page, e.startPosition, e.nTokens, e.slotOffset], i * 4));
   const out = outputBuffer(ctx, T * c.nHeads * c.headDim);
@@ -60,8 +64,8 @@ async function runAttention(
     ctx,
     {
       q: uploadWords(ctx, q),
-      kPool: uploadWords(ctx, kPool),
-      vPool: uploadWords(ctx, vPool),
+      kPool: pool(kPool),
+      vPool: pool(vPool),
       pageTable: uploadWords(ctx, words),
       positions: uploadWords(ctx, positions),
       ropeTable: uploadRopeTable(ctx, table),
@@ -73,7 +77,7 @@ async function runAttention(
   step.setStep(T, entries.length, splits);
   await run(ctx, [...step.dispatches]);
   const got = await readF32(ctx, out, T * c.nHeads * c.headDim);
-  const want = attentionPagedRef(q, positions, kPool, vPool, entries, c, table);
+  const want = attentionPagedRef(q, positions, kPool, vPool, entries, { ...c, kvDtype }, table);
   return { got, want, step };
 }
 
@@ -103,6 +107,23 @@ describe('attention reference', () => {
     // And the causal mask matters: the first new token must not see the later ones.
     const full = attentionRef(q, positions.map(() => 10000), kRot, v, kPos, c);
     expect(compare(paged, full).maxAbs).toBeGreaterThan(1e-3);
+  });
+
+  it('with f16 pools equals the f32 reference on K/V rounded to f16, a small step away from the unrounded one', () => {
+    const c: Case = { nHeads: 4, nKvHeads: 2, headDim: 16, ropeDim: 16, mode: 'norm' };
+    const kvDim = c.nKvHeads * c.headDim;
+    const { seq, positions, nPages } = scenario(4);
+    const table = buildRopeTable(MAX_POS, c.ropeDim, 10000);
+    const kPool = randomF32(nPages * 16 * kvDim, 8, -2, 2);
+    const vPool = randomF32(nPages * 16 * kvDim, 9);
+    const q = randomF32(positions.length * c.nHeads * c.headDim, 10, -2, 2);
+    const half = attentionPagedRef(q, positions, kPool, vPool, seq.entries, { ...c, kvDtype: 'f16' }, table);
+    const rounded = attentionPagedRef(q, positions, roundF16Array(kPool), roundF16Array(vPool), seq.entries, c, table);
+    expect(Array.from(half)).toEqual(Array.from(rounded));
+    const exact = attentionPagedRef(q, positions, kPool, vPool, seq.entries, c, table);
+    const d = compare(half, exact).maxAbs;
+    expect(d).toBeGreaterThan(0);
+    expect(d).toBeLessThan(2e-3); // halves carry 11 significant bits
   });
 });
 
@@ -274,6 +295,117 @@ describe('attention kernel', () => {
     expect(chooseAttentionSplits(64, 8, 32)).toBe(16);
     expect(chooseAttentionSplits(4096, 8, 32)).toBe(32);
     expect(chooseAttentionSplits(4096, 64, 32)).toBe(4);
+  });
+});
+
+// f16 pools: the kernel widens each half to f32 as it loads it and computes as the f32 form does, so
+// it must match the reference on f16-rounded K/V to the f32 tolerance (2e-5), not to f16 precision.
+describe('attention kernel, f16 KV pools', () => {
+  const cases: [string, Case, number][] = [
+    ['stories260K shape (hd 8, GQA 2, interleaved pairs)', { nHeads: 8, nKvHeads: 4, headDim: 8, ropeDim: 8, mode: 'norm' }, 9],
+    ['hd 32, GQA 7, neox (qwen2-0.5B)', { nHeads: 14, nKvHeads: 2, headDim: 32, ropeDim: 32, mode: 'neox' }, 5],
+    ['hd 20, GQA 2, neox over 10 dims (pairs straddle words)', { nHeads: 4, nKvHeads: 2, headDim: 20, ropeDim: 10, mode: 'neox' }, 11],
+    ['hd 12, GQA 1, interleaved over 6 dims', { nHeads: 2, nKvHeads: 2, headDim: 12, ropeDim: 6, mode: 'norm' }, 7],
+  ];
+
+  it.each(cases)('prefill, %s: matches the reference over a mixed page table', async (_name, c, T) => {
+    const ctx = await testContext();
+    const kvDim = c.nKvHeads * c.headDim;
+    const { seq, positions, nPages } = scenario(T);
+    const kPool = randomF32(nPages * 16 * kvDim, 110 + T, -2, 2);
+    const vPool = randomF32(nPages * 16 * kvDim, 120 + T);
+    const q = randomF32(T * c.nHeads * c.headDim, 130 + T, -2, 2);
+    const { got, want } = await runAttention(ctx, c, 'prefill', q, positions, kPool, vPool, seq.entries, undefined, 'f16');
+    expect(compare(got, want).maxAbs).toBeLessThan(2e-5);
+  });
+
+  it.each(cases)('decode, %s: every split count matches the reference', async (_name, c) => {
+    const ctx = await testContext();
+    const kvDim = c.nKvHeads * c.headDim;
+    const { seq, positions, nPages } = scenario(2, 70);
+    const kPool = randomF32(nPages * 16 * kvDim, 140, -2, 2);
+    const vPool = randomF32(nPages * 16 * kvDim, 141);
+    const q = randomF32(positions.length * c.nHeads * c.headDim, 142, -2, 2);
+    for (const splits of [1, 3, 7]) {
+      for (const T of [1, 2]) {
+        const pos = positions.subarray(positions.length - T);
+        const qT = q.subarray(0, T * c.nHeads * c.headDim);
+        const { got, want, step } = await runAttention(ctx, c, 'decode', qT, pos, kPool, vPool, seq.entries, splits, 'f16');
+        expect(step.splits).toBe(splits);
+        expect(compare(got, want).maxAbs, `splits=${splits} T=${T}`).toBeLessThan(2e-5);
+      }
+    }
+  });
+
+  it('a fragmented page table (entries of 1-3 keys at odd slot offsets, out of order) matches the reference', async () => {
+    const ctx = await testContext();
+    const c: Case = { nHeads: 4, nKvHeads: 2, headDim: 32, ropeDim: 24, mode: 'neox' };
+    const kvDim = c.nKvHeads * c.headDim;
+    const entries: RefPageEntry[] = [];
+    let pos = 0;
+    let r = 11;
+    const rand = () => ((r = (r * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    while (pos < 90) {
+      const n = Math.min(1 + Math.floor(rand() * 3), 90 - pos);
+      entries.push({ page: Math.floor(rand() * 9), startPosition: pos, nTokens: n, slotOffset: Math.floor(rand() * (17 - n)) });
+      pos += n;
+    }
+    for (let i = entries.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [entries[i], entries[j]] = [entries[j], entries[i]];
+    }
+    const kPool = randomF32(9 * 16 * kvDim, 160, -2, 2);
+    const vPool = randomF32(9 * 16 * kvDim, 161);
+    const positions = new Uint32Array([3, 50, 89]);
+    const q = randomF32(positions.length * c.nHeads * c.headDim, 162, -2, 2);
+    const pre = await runAttention(ctx, c, 'prefill', q, positions, kPool, vPool, entries, undefined, 'f16');
+    expect(compare(pre.got, pre.want).maxAbs).toBeLessThan(2e-5);
+    for (const splits of [1, 3, 8]) {
+      const dec = await runAttention(ctx, c, 'decode', q.subarray(0, c.nHeads * c.headDim), positions.subarray(2), kPool, vPool, entries, splits, 'f16');
+      expect(compare(dec.got, dec.want).maxAbs, `splits=${splits}`).toBeLessThan(2e-5);
+    }
+  });
+
+  it('kv_write stores halves that attention reads back: end to end against the f16 reference', async () => {
+    const ctx = await testContext();
+    const c: Case = { nHeads: 4, nKvHeads: 2, headDim: 16, ropeDim: 16, mode: 'neox' };
+    const kvDim = c.nKvHeads * c.headDim;
+    const T = 9;
+    const { seq, positions, slots, nPages } = scenario(T);
+    const table = buildRopeTable(MAX_POS, c.ropeDim, 10000);
+    const kPool = randomF32(nPages * 16 * kvDim, 150);
+    const vPool = randomF32(nPages * 16 * kvDim, 151);
+    const kNew = randomF32(T * kvDim, 152, -3, 3);
+    const vNew = randomF32(T * kvDim, 153);
+    const q = randomF32(T * c.nHeads * c.headDim, 154);
+    const kb = uploadWords(ctx, packF16Words(kPool));
+    const vb = uploadWords(ctx, packF16Words(vPool));
+    const qb = uploadWords(ctx, q);
+    const pb = uploadWords(ctx, positions);
+    const tb = uploadRopeTable(ctx, table);
+    const out = outputBuffer(ctx, T * c.nHeads * c.headDim);
+    const shape: AttentionShape = { ...c, maxPos: MAX_POS, kvDtype: 'f16' };
+    const step = attentionDispatches(
+      ctx,
+      { q: qb, kPool: kb, vPool: vb, pageTable: uploadWords(ctx, seq.pageTableWords()), positions: pb, ropeTable: tb, out },
+      shape,
+      { kind: 'prefill', maxTokens: 16 },
+    );
+    step.setStep(T, seq.entries.length);
+    const write = kvWriteDispatch(ctx, { kPool: kb, vPool: vb, kNew: uploadWords(ctx, kNew), vNew: uploadWords(ctx, vNew), slots: uploadWords(ctx, slots) }, kvDim, T, {
+      kvDtype: 'f16',
+    });
+    await run(ctx, [write, ropeDispatch(ctx, qb, pb, tb, shape, T), ...step.dispatches]);
+    const got = await readF32(ctx, out, T * c.nHeads * c.headDim);
+    const kAll = kPool.slice();
+    const vAll = vPool.slice();
+    slots.forEach((s, t) => {
+      kAll.set(kNew.subarray(t * kvDim, (t + 1) * kvDim), s * kvDim);
+      vAll.set(vNew.subarray(t * kvDim, (t + 1) * kvDim), s * kvDim);
+    });
+    const qRot = ropeRef(q, positions, c.nHeads, c.headDim, c.ropeDim, c.mode, table);
+    const want = attentionPagedRef(qRot, positions, kAll, vAll, seq.entries, { ...c, kvDtype: 'f16' }, table);
+    expect(compare(got, want).maxAbs).toBeLessThan(2e-5);
   });
 });
 

@@ -4,7 +4,7 @@
 import { GPUError, UnsupportedModelError } from '../../errors.ts';
 import { writeParams, type ArenaSlot } from '../arena.ts';
 import type { Dispatch, GpuContext } from '../context.ts';
-import { KV_PAGE_SIZE } from './kv.ts';
+import { KV_PAGE_SIZE, type KvDtype } from './kv.ts';
 import { checkRopeShape, type RopeMode } from './rope.ts';
 
 export interface AttentionShape {
@@ -22,14 +22,16 @@ export interface AttentionShape {
   qStride?: number;
   /** Element index of token 0, head 0 in q (default 0); multiple of 4. */
   qOffset?: number;
+  /** Element type of kPool and vPool (default 'f32'): pass the cache's `dtype`. */
+  kvDtype?: KvDtype;
 }
 
 export interface AttentionBuffers {
   /** [T, qStride] f32, rotated by rope.wgsl. */
   q: GPUBuffer;
-  /** [nPages*16, nKvHeads*headDim] f32, keys before RoPE (one layer's pool). */
+  /** [nPages*16, nKvHeads*headDim] of shape.kvDtype, keys before RoPE (one layer's pool). */
   kPool: GPUBuffer;
-  /** [nPages*16, nKvHeads*headDim] f32. */
+  /** [nPages*16, nKvHeads*headDim] of shape.kvDtype. */
   vPool: GPUBuffer;
   /** [nEntries] vec4<u32> (page, start_pos, n_tokens, slot_offset). */
   pageTable: GPUBuffer;
@@ -130,7 +132,7 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
       { headDim, need: lay.bytes, limit },
     );
   }
-  const defines = { HEAD_DIM: headDim, GROUP: group, ROWS: rows, WG, DSPLIT: lay.dsplit };
+  const defines = { HEAD_DIM: headDim, GROUP: group, ROWS: rows, WG, DSPLIT: lay.dsplit, KV_DTYPE: shape.kvDtype ?? 'f32' };
   const pipeline = ctx.pipeline('attention', { defines });
   const scale = shape.scale ?? 1 / Math.sqrt(headDim);
 

@@ -1,7 +1,9 @@
 // TS references for shaders/attention.wgsl (+ attention_reduce.wgsl): causal attention over a
 // paged cache of keys stored before RoPE, and plain attention over already-rotated keys (the
 // usual rotate-then-store layout) which the paged form must equal.
+import type { KvDtype } from '../ops/kv.ts';
 import type { RopeMode } from '../ops/rope.ts';
+import { roundF16 } from './f16.ts';
 import { rotateHead } from './rope.ts';
 
 export interface AttentionRefShape {
@@ -12,6 +14,8 @@ export interface AttentionRefShape {
   mode: RopeMode;
   /** Default 1/sqrt(headDim). */
   scale?: number;
+  /** Pool element type (default 'f32'): with 'f16' the paged reference rounds every K/V value to f16 first. */
+  kvDtype?: KvDtype;
 }
 
 /** A page-table entry: slots page*16 + slotOffset + j hold the token at position startPosition + j. */
@@ -25,7 +29,8 @@ export interface RefPageEntry {
 /**
  * q [T, nHeads*headDim] already rotated by `positions`; kPool, vPool [nSlots, nKvHeads*headDim] with
  * keys before RoPE; table from buildRopeTable. Returns out [T, nHeads*headDim]: each row attends to
- * every key of every entry whose position is <= its own, keys rotated by their position. Computed in f64.
+ * every key of every entry whose position is <= its own, keys rotated by their position. Computed in
+ * f64, from the pool values rounded to f16 when shape.kvDtype is 'f16' (what an f16 pool holds).
  */
 export function attentionPagedRef(
   q: Float32Array,
@@ -49,10 +54,11 @@ export function attentionPagedRef(
   // Gather and rotate the keys once; values need no rotation.
   const k = new Float64Array(keys.length * kvDim);
   const v = new Float64Array(keys.length * kvDim);
+  const stored = shape.kvDtype === 'f16' ? roundF16 : (x: number) => x;
   keys.forEach((slot, i) => {
     for (let c = 0; c < kvDim; c++) {
-      k[i * kvDim + c] = kPool[slot * kvDim + c];
-      v[i * kvDim + c] = vPool[slot * kvDim + c];
+      k[i * kvDim + c] = stored(kPool[slot * kvDim + c]);
+      v[i * kvDim + c] = stored(vPool[slot * kvDim + c]);
     }
     for (let g = 0; g < nKvHeads; g++) rotateHead(k, i * kvDim + g * headDim, kPos[i], shape.ropeDim, shape.mode, table);
   });
