@@ -2,6 +2,10 @@
 // AbortSignals, progress callbacks and token streams work as if the engine were local.
 import { proxy, releaseProxy, wrap, type Endpoint, type Remote } from 'comlink';
 import type {
+  DocumentAddOptions,
+  DocumentInfo,
+  DocumentInput,
+  DocumentStats,
   GenerateInput,
   GenerateOptions,
   GenerationResult,
@@ -10,6 +14,7 @@ import type {
   TokenEvent,
 } from '../engine/types.ts';
 import { InvalidRequestError, WorkerError } from '../errors.ts';
+import type { StoreChange } from '../kv/store.ts';
 import { WORKER_PROTOCOL_VERSION, type ChunklmWorkerApi, type ModelSourceSpec, type TokenizeOptions } from '../worker/api.ts';
 import { installErrorTransfer } from '../worker/comlink-errors.ts';
 
@@ -36,7 +41,27 @@ export interface GenerationStream extends AsyncIterable<TokenEvent> {
   cancel(): void;
 }
 
+/** Documents kept by the Worker's engine, persisted in this origin's IndexedDB. */
+export interface ClientDocuments {
+  /** Reads a document: computes only the chunks not cached yet and stores them. */
+  add(input: DocumentInput, opts?: DocumentAddOptions): Promise<DocumentInfo>;
+  list(): Promise<DocumentInfo[]>;
+  get(id: string): Promise<DocumentInfo | undefined>;
+  remove(id: string): Promise<boolean>;
+  clear(): Promise<void>;
+  pin(id: string, pinned?: boolean): Promise<DocumentInfo>;
+  stats(): Promise<DocumentStats>;
+  /** The document as a `.kvpack` file. */
+  export(id: string): Promise<Blob>;
+  /** Adds a document from a `.kvpack` (bytes, Blob/File, or URL); refuses one made for another model. */
+  import(pack: Uint8Array | Blob | string | URL): Promise<DocumentInfo>;
+  /** Called when another tab adds, removes or changes documents; returns the unsubscribe. */
+  onChange(listener: (change: StoreChange) => void): () => void;
+}
+
 export class ChunklmClient {
+  /** The documents API (see ClientDocuments). */
+  readonly documents: ClientDocuments;
   private nextRequestId = 1;
   private failure: WorkerError | undefined;
   private readonly failureListeners = new Set<(err: WorkerError) => void>();
@@ -46,7 +71,36 @@ export class ChunklmClient {
     private readonly api: Remote<ChunklmWorkerApi>,
     private readonly worker: Worker | Endpoint,
     private readonly ownsWorker: boolean,
-  ) {}
+  ) {
+    const w = this.api;
+    this.documents = {
+      add: (input, opts = {}) => {
+        const id = this.nextRequestId++;
+        const progress = opts.onProgress ? proxy(opts.onProgress) : undefined;
+        return this.withCancel(id, opts.signal, () => w.documentsAdd(input, progress, id));
+      },
+      list: () => this.call(() => w.documentsList()),
+      get: (id) => this.call(() => w.documentsGet(id)),
+      remove: (id) => this.call(() => w.documentsRemove(id)),
+      clear: () => this.call(() => w.documentsClear()),
+      pin: (id, pinned = true) => this.call(() => w.documentsPin(id, pinned)),
+      stats: () => this.call(() => w.documentsStats()),
+      export: async (id) => new Blob([(await this.call(() => w.documentsExport(id))) as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }),
+      import: (pack) => {
+        const spec = typeof pack === 'string' || pack instanceof URL ? { url: resolveUrl(String(pack)) } : pack;
+        return this.call(() => w.documentsImport(spec));
+      },
+      onChange: (listener) => {
+        const sub = this.call(() => w.subscribeDocuments(proxy(listener)));
+        return () => void sub.then((n) => w.unsubscribeDocuments(n)).catch(() => undefined);
+      },
+    };
+  }
+
+  /** Destroys the Worker's GPU device as a driver reset would; the next request starts over (tests). */
+  simulateDeviceLoss(): Promise<void> {
+    return this.call(() => this.api.simulateDeviceLoss());
+  }
 
   /** Starts (or attaches to) the Worker and checks that it answers. */
   static async create(opts: ChunklmClientOptions = {}): Promise<ChunklmClient> {
@@ -202,6 +256,16 @@ export class ChunklmClient {
 
 function isWorker(w: Worker | Endpoint): w is Worker {
   return typeof (w as Worker).terminate === 'function';
+}
+
+/** The Worker resolves relative URLs against its own script URL; resolve against the page instead. */
+function resolveUrl(href: string): string {
+  const base = typeof location !== 'undefined' ? location.href : undefined;
+  try {
+    return base ? new URL(href, base).href : new URL(href).href;
+  } catch {
+    throw new InvalidRequestError('bad-url', `'${href}' is not a valid URL`, { url: href });
+  }
 }
 
 function toSourceSpec(model: ModelInput): ModelSourceSpec {

@@ -1,23 +1,33 @@
 // The engine: load a GGUF model onto a GPUDevice, tokenize, and generate token by token with
-// GPU sampling. It does not know whether it runs in a Worker or on Node.
-import { AbortedError, InvalidRequestError, throwIfAborted } from '../errors.ts';
+// GPU sampling; documents read once and linked from their cached chunks. It does not know
+// whether it runs in a Worker or on Node.
+import { AbortedError, ChunklmError, GPUError, InvalidRequestError, throwIfAborted } from '../errors.ts';
 import type { ByteSource } from '../gguf/source.ts';
 import { parseGGUF, type GGUFFile } from '../gguf/reader.ts';
 import { GpuContext, describeAdapter, type GpuFeatures } from '../gpu/context.ts';
 import type { ShaderSources } from '../gpu/shaders.ts';
 import { configFromGGUF, type ModelConfig } from '../model/config.ts';
-import { GpuModel, type ChunkKV, type RecomputeRule, type SamplingParams } from '../model/gpu-model.ts';
+import { GpuModel, type RecomputeRule, type SamplingParams } from '../model/gpu-model.ts';
 import { DEFAULT_BLEND_RATIO } from '../kv/cacheblend.ts';
-import { KVCacheError } from '../errors.ts';
-import { chunkId, fingerprintFromParts } from '../kv/chunk-id.ts';
-import { splitDocument, type ChunkerSettings } from '../kv/chunker.ts';
-import { decodeChunk, encodeChunk, type ChunkStore } from '../kv/chunk-store.ts';
+import { ChunkCache, type ChunkLease } from '../kv/chunk-cache.ts';
+import type { KvStorageDtype } from '../kv/chunk-record.ts';
+import { fingerprintFromParts } from '../kv/chunk-id.ts';
+import { KV_PAGE_SIZE } from '../kv/pages.ts';
+import { MemoryStore } from '../kv/memory-store.ts';
+import type { PersistentStore, StoreChange } from '../kv/store.ts';
 import { ggmlTypeName } from '../gguf/quant.ts';
 import { createTokenizer, renderChatTemplate, type Tokenizer } from '../tokenizer/index.ts';
+import { fitChunks, promptFrame, readDocument, resolveChunkSettings, type ResolvedChunkSettings } from './doc-layout.ts';
+import { DocumentLibrary, type LibraryModel, type ResolvedDocument } from './documents.ts';
 import { StopMatcher } from './stop.ts';
 import { LINK_METHODS } from './types.ts';
 import type {
+  ChunkSettings,
+  DocumentAddOptions,
+  DocumentInfo,
+  DocumentInput,
   DocumentsInput,
+  DocumentStats,
   FinishReason,
   GenerateInput,
   GenerateOptions,
@@ -26,6 +36,7 @@ import type {
   LoadOptions,
   ModelInfo,
   TokenEvent,
+  UsedChunk,
 } from './types.ts';
 
 /**
@@ -45,16 +56,23 @@ export const DEFAULT_ATTNLINK_K = 1;
  */
 export const DEFAULT_CHUNK_BOS = false;
 
-/** Prompts a 'prefix' request keeps for later ones (least recently used go first). */
-const MAX_HELD_PROMPTS = 8;
-
-
 export interface EngineOptions {
   shaders: ShaderSources;
   features: GpuFeatures;
   adapterInfo?: string;
-  /** Where chunk KV is kept beyond this engine's GPU pool (a folder on Node, IndexedDB in a page). */
-  chunkStore?: ChunkStore;
+  /**
+   * Where documents and chunk KV persist (IndexedDB in a page, a folder on Node). Default: a
+   * store in memory, so the documents API works and nothing outlives the engine.
+   */
+  store?: PersistentStore;
+  /** How chunk KV is stored in the memory tier and the store (default 'f16'). */
+  storageDtype?: KvStorageDtype;
+  /** Byte budget of the in-process memory tier of encoded chunks (default 128 MiB). */
+  memoryBudgetBytes?: number;
+  /** Byte budget of chunk records in the store (default: half the storage quota). */
+  storageBudgetBytes?: number;
+  /** How documents are split and what chunks are computed after (entered in chunk ids). */
+  chunks?: ChunkSettings;
 }
 
 interface Loaded {
@@ -65,25 +83,51 @@ interface Loaded {
   info: ModelInfo;
   /** Identifies the weights in chunk ids, so KV is never reused across models. */
   fingerprint: string;
-  /** Chunk KV by chunk id, in least-recently-used order (oldest first). */
-  chunks: Map<string, ChunkKV>;
-  /** Prompts kept by 'prefix' requests (exact KV at positions 0..), least recently used first. */
-  prompts: ChunkKV[];
+  /** Chunk KV residency (pool, memory, store) and prompts kept for prefix reuse. */
+  cache: ChunkCache;
+  settings: ResolvedChunkSettings;
 }
 
-/** A documents request laid out: the prompt, and how to compute it. */
+/** One chunk of a documents request, laid out. */
+interface PlanChunk {
+  id: string;
+  tokens: number[];
+  context: number[];
+  document?: string;
+  index: number;
+}
+
+/** A documents request laid out: `prefix`, the chunks, then `question` (the suffix). */
 interface DocumentsPlan {
-  /** Chunks carry their own BOS (computed with it, linked with it). */
-  chunkBos: boolean;
   prefix: number[];
-  chunks: { id: string; tokens: number[] }[];
+  chunks: PlanChunk[];
   question: number[];
+  docs: ResolvedDocument[];
+  dropped: number;
 }
 
 const DEFAULT_MAX_CONTEXT = 4096;
 
+/** The documents API of an engine (see Engine.documents). */
+export interface EngineDocuments {
+  add(input: DocumentInput, opts?: DocumentAddOptions): Promise<DocumentInfo>;
+  list(): Promise<DocumentInfo[]>;
+  get(id: string): Promise<DocumentInfo | undefined>;
+  remove(id: string): Promise<boolean>;
+  clear(): Promise<void>;
+  pin(id: string, pinned: boolean): Promise<DocumentInfo>;
+  stats(): Promise<DocumentStats>;
+  /** The document as a `.kvpack` (manifest and chunk records). */
+  export(id: string): Promise<Uint8Array>;
+  import(pack: Uint8Array): Promise<DocumentInfo>;
+  /** Changes made by other tabs sharing the store. */
+  onChange(listener: (c: StoreChange) => void): () => void;
+}
+
 export class Engine {
   readonly ctx: GpuContext;
+  readonly library: DocumentLibrary;
+  readonly documents: EngineDocuments;
   private loaded: Loaded | undefined;
   private busy = false;
 
@@ -92,6 +136,20 @@ export class Engine {
     private readonly opts: EngineOptions,
   ) {
     this.ctx = new GpuContext(device, opts.features, opts.shaders);
+    this.library = new DocumentLibrary(opts.store ?? new MemoryStore(), { budgetBytes: opts.storageBudgetBytes });
+    const lib = this.library;
+    this.documents = {
+      add: (input, o) => this.exclusive(() => lib.add(input, this.libraryModel(), o)),
+      list: () => lib.list(this.loadedLibraryModel()),
+      get: (id) => lib.get(id, this.loadedLibraryModel()),
+      remove: (id) => lib.remove(id, this.loadedLibraryModel()),
+      clear: () => lib.clear(this.loadedLibraryModel()),
+      pin: (id, pinned) => lib.setPinned(id, pinned, this.loadedLibraryModel()),
+      stats: () => lib.stats(this.loadedLibraryModel()),
+      export: (id) => this.exclusive(() => lib.exportPack(id, this.libraryModel())),
+      import: (pack) => lib.importPack(pack, this.libraryModel()),
+      onChange: (l) => lib.onChange(l),
+    };
   }
 
   /** Reads the GGUF header, checks the model fits, uploads the weights and builds the pipelines. */
@@ -102,10 +160,12 @@ export class Engine {
     const config = configFromGGUF(file);
     const tokenizer = createTokenizer(file.metadata);
     const maxContext = Math.min(config.contextLength, opts.maxContext ?? DEFAULT_MAX_CONTEXT);
+    const kvDtype = opts.kvDtype ?? 'f16';
     const model = await GpuModel.load(this.ctx, source, file, config, {
       maxContext,
       // Room for cached chunks beside the running sequence.
       kvBudgetTokens: opts.kvBudgetTokens ?? 2 * maxContext,
+      kvDtype,
       onProgress: opts.onProgress,
       signal: opts.signal,
     });
@@ -124,6 +184,8 @@ export class Engine {
       hasChatTemplate: typeof file.metadata['tokenizer.chat_template'] === 'string',
       adapter: this.opts.adapterInfo ?? describeAdapter(undefined),
       features: { shaderF16: this.opts.features.shaderF16, subgroups: this.opts.features.subgroups },
+      kvDtype,
+      kvBudgetTokens: model.kv.capacityTokens,
     };
     const fingerprint = fingerprintFromParts([
       config.architecture,
@@ -131,7 +193,16 @@ export class Engine {
       String(file.fileSize),
       ...file.tensors.map((t) => `${t.name}:${t.type}:${t.shape.join('x')}`),
     ]);
-    this.loaded = { file, config, tokenizer, model, info, fingerprint, chunks: new Map(), prompts: [] };
+    const cache = new ChunkCache(model, {
+      modelFingerprint: fingerprint,
+      store: this.library.store,
+      storageDtype: this.opts.storageDtype,
+      memoryBudgetBytes: this.opts.memoryBudgetBytes,
+    });
+    const settings = resolveChunkSettings({ chunkBos: DEFAULT_CHUNK_BOS, ...this.opts.chunks }, kvDtype);
+    this.loaded = { file, config, tokenizer, model, info, fingerprint, cache, settings };
+    // Chunks no manifest names (a tab killed mid-add) are collected before anything reads the store.
+    await this.library.open();
     opts.onProgress?.({ phase: 'ready', loadedBytes: source.size, totalBytes: source.size });
     return info;
   }
@@ -145,13 +216,17 @@ export class Engine {
     return this.require().model;
   }
 
+  /** The loaded model's chunk cache (tests and benchmarks). */
+  get chunkCache(): ChunkCache {
+    return this.require().cache;
+  }
+
   get tokenizer(): Tokenizer {
     return this.require().tokenizer;
   }
 
   unload(): void {
-    for (const c of this.loaded?.chunks.values() ?? []) c.release();
-    for (const p of this.loaded?.prompts ?? []) p.release();
+    this.loaded?.cache.destroy();
     this.loaded?.model.destroy();
     this.loaded = undefined;
   }
@@ -165,13 +240,18 @@ export class Engine {
   }
 
   /** Prompt token ids for an input: raw text gets BOS when the model adds one; messages go through the chat template. */
-  promptTokens(input: GenerateInput, opts: Pick<GenerateOptions, 'chunkBos'> = {}): number[] {
-    const { tokenizer, file } = this.require();
-    if (typeof input === 'object' && 'documents' in input) {
-      const plan = this.planDocuments(input, opts.chunkBos ?? DEFAULT_CHUNK_BOS);
+  async promptTokens(input: GenerateInput, opts: Pick<GenerateOptions, 'chunkBos' | 'chunkContext' | 'maxTokens'> = {}): Promise<number[]> {
+    if (typeof input === 'object' && input !== null && 'question' in input) {
+      const plan = await this.planDocuments(input, opts);
       return [...plan.prefix, ...plan.chunks.flatMap((c) => c.tokens), ...plan.question];
     }
+    return this.plainPromptTokens(input);
+  }
+
+  private plainPromptTokens(input: Exclude<GenerateInput, DocumentsInput>): number[] {
+    const { tokenizer, file } = this.require();
     if (typeof input === 'string') return tokenizer.encode(input, { addBos: tokenizer.addBos, parseSpecial: false });
+    if (typeof input !== 'object' || input === null) throw new InvalidRequestError('bad-input', 'give text, {tokens}, {messages} or {documents | texts, question}');
     if ('tokens' in input) {
       for (const t of input.tokens) {
         if (!Number.isInteger(t) || t < 0 || t >= tokenizer.vocabSize) {
@@ -190,76 +270,121 @@ export class Engine {
    * One request at a time: a second concurrent call is refused rather than queued silently.
    */
   async *generate(input: GenerateInput, opts: GenerateOptions = {}): AsyncGenerator<TokenEvent, GenerationResult, void> {
-    const { tokenizer, model } = this.require();
-    if (this.busy) throw new InvalidRequestError('busy', 'another generation is running on this engine; wait for it or cancel it');
+    const { tokenizer, model, cache } = this.require();
+    if (this.busy) throw new InvalidRequestError('busy', 'another request is running on this engine; wait for it or cancel it');
     const maxTokens = opts.maxTokens ?? 128;
     const sampling = samplingFrom(opts);
     if (!Number.isInteger(maxTokens) || maxTokens < 0) {
       throw new InvalidRequestError('bad-max-tokens', `maxTokens must be a non-negative integer, got ${maxTokens}`);
     }
-    const docs = typeof input === 'object' && 'documents' in input ? await this.identify(this.planDocuments(input, opts.chunkBos ?? DEFAULT_CHUNK_BOS)) : undefined;
-    const promptTokens = docs ? [...docs.prefix, ...docs.chunks.flatMap((c) => c.tokens), ...docs.question] : this.promptTokens(input);
-    const method: LinkMethod = opts.method ?? (docs ? 'attnlink' : 'full');
+    const isDocs = typeof input === 'object' && input !== null && 'question' in input;
+    const method: LinkMethod = opts.method ?? (isDocs ? 'attnlink' : 'full');
     const k = opts.k ?? DEFAULT_ATTNLINK_K;
     const ratio = opts.ratio ?? DEFAULT_BLEND_RATIO;
     if (!(LINK_METHODS as readonly string[]).includes(method)) throw new InvalidRequestError('bad-method', `method must be one of ${LINK_METHODS.join(', ')}, got '${method}'`);
-    if (!docs && method !== 'full' && method !== 'prefix') {
+    if (!isDocs && method !== 'full' && method !== 'prefix') {
       throw new InvalidRequestError('bad-method', `method '${method}' links document chunks; give {documents, question}, or use 'full' or 'prefix'`);
     }
     if (!Number.isInteger(k) || k < 0) throw new InvalidRequestError('bad-k', `k must be a non-negative integer, got ${k}`);
     if (!(ratio >= 0 && ratio <= 1)) throw new InvalidRequestError('bad-ratio', `ratio must be in [0, 1], got ${ratio}`);
-    let link: Pick<GenerationResult, 'reusedTokens' | 'recomputedTokens' | 'computedTokens' | 'chunks'> = {};
-    if (promptTokens.length === 0) throw new InvalidRequestError('empty-prompt', 'the prompt has no tokens; give some text or add BOS');
-    if (promptTokens.length >= model.maxContext) {
-      throw new InvalidRequestError(
-        'prompt-too-long',
-        `the prompt has ${promptTokens.length} tokens but the context holds ${model.maxContext}; shorten it or load with a larger maxContext`,
-        { promptTokens: promptTokens.length, maxContext: model.maxContext },
-      );
-    }
     this.busy = true;
     const signal = opts.signal;
     const tokens: number[] = [];
     let text = '';
     let finishReason: FinishReason = 'length';
-    const decoder = tokenizer.createStreamDecoder({ stripLeadingSpace: false }); // generated text continues the prompt
-    const stop = new StopMatcher(opts.stop ?? []);
+    let promptTokens: number[] = [];
+    let link: Pick<GenerationResult, 'reusedTokens' | 'recomputedTokens' | 'computedTokens' | 'chunks' | 'droppedChunks'> = {};
+    const warnings: string[] = [];
+    let lease: ChunkLease | undefined;
+    let docs: DocumentsPlan | undefined;
     let ttftMs = 0;
     let prefillMs = 0;
     let decodeMs = 0;
     try {
+      docs = isDocs ? await this.planDocuments(input as DocumentsInput, opts) : undefined;
+      promptTokens = docs ? [...docs.prefix, ...docs.chunks.flatMap((c) => c.tokens), ...docs.question] : this.plainPromptTokens(input as Exclude<GenerateInput, DocumentsInput>);
+      if (promptTokens.length === 0) throw new InvalidRequestError('empty-prompt', 'the prompt has no tokens; give some text or add BOS');
+      if (promptTokens.length >= model.maxContext) {
+        throw new InvalidRequestError(
+          'prompt-too-long',
+          `the prompt has ${promptTokens.length} tokens but the context holds ${model.maxContext}; shorten it or load with a larger maxContext`,
+          { promptTokens: promptTokens.length, maxContext: model.maxContext },
+        );
+      }
       throwIfAborted(signal);
       this.ctx.assertAlive();
       if (maxTokens === 0) {
         return { promptTokens, tokens, text, finishReason, ttftMs, prefillTokPerS: 0, decodeTokPerS: 0 };
       }
+      const decoder = tokenizer.createStreamDecoder({ stripLeadingSpace: false }); // generated text continues the prompt
+      const stop = new StopMatcher(opts.stop ?? []);
+      const growth = Math.min(maxTokens, model.maxContext - promptTokens.length) + 1;
       const t0 = performance.now();
       let next: number;
       if (docs && method !== 'full' && method !== 'prefix') {
-        const rule = method === 'cacheblend' ? { blend: { ratio } } : { k: method === 'naive' ? 0 : k };
-        const r = await this.prefillDocuments(docs, rule, sampling, signal);
+        const rule: RecomputeRule = method === 'cacheblend' ? { blend: { ratio } } : { k: method === 'naive' ? 0 : k };
+        lease = await cache.acquire(
+          docs.chunks.map((c) => ({ id: c.id, tokens: c.tokens, context: c.context })),
+          { signal },
+        );
+        const plan = docs;
+        const kvs = lease.kvs;
+        // Room for the recomputed tokens, the question and the answer, before anything runs.
+        cache.reserve(pagesFor(promptTokens.length - plan.chunks.reduce((n, c) => n + c.tokens.length, 0) + growth + maxRecompute(rule, plan)));
+        const r = await cache.withRoom(() => model.prefillLinked({ prefix: plan.prefix, chunks: kvs, question: plan.question, ...rule }, sampling, signal));
         next = r.next;
-        link = r.link;
-      } else if (method === 'prefix') {
-        const r = await this.prefillPrefix(promptTokens, sampling, signal);
-        next = r.next;
-        const chunks = docs?.chunks.map((c, i, all) => {
-          const end = docs.prefix.length + all.slice(0, i + 1).reduce((n, x) => n + x.tokens.length, 0);
-          return { id: c.id, tokens: c.tokens.length, cached: end <= r.reused };
+        // Chunk tokens not recomputed: reused when the chunk was cached, computed (by its chunk prefill) when it was not.
+        let reused = 0;
+        let computedChunks = 0;
+        plan.chunks.forEach((c, i) => {
+          const kept = c.tokens.length - r.recomputed[i].length;
+          if (lease!.sources[i] === 'computed') computedChunks += kept;
+          else reused += kept;
         });
-        link = { reusedTokens: r.reused, recomputedTokens: 0, computedTokens: promptTokens.length - r.reused, ...(chunks ? { chunks } : {}) };
+        link = {
+          reusedTokens: reused,
+          recomputedTokens: r.stats.recomputed,
+          computedTokens: r.stats.computed + computedChunks,
+          chunks: usedChunks(plan, lease.sources),
+        };
+      } else if (method === 'prefix') {
+        const match = cache.matchPrompt(promptTokens);
+        let reused = 0;
+        try {
+          cache.reserve(pagesFor(promptTokens.length - (match?.reuse ?? 0) + growth));
+          next = await cache.withRoom(() => model.prefillFromPrefix(match?.kv, match?.reuse ?? 0, promptTokens, sampling, signal));
+          reused = match?.reuse ?? 0;
+        } finally {
+          match?.unpin();
+        }
+        cache.holdPrompt(model.holdPrompt(promptTokens));
+        const chunks = docs?.chunks.map((c, i, all): UsedChunk => {
+          const end = docs!.prefix.length + all.slice(0, i + 1).reduce((n, x) => n + x.tokens.length, 0);
+          const cached = end <= reused;
+          return { id: c.id, tokens: c.tokens.length, cached, source: cached ? 'gpu' : 'computed', index: c.index, ...(c.document ? { document: c.document } : {}) };
+        });
+        link = { reusedTokens: reused, recomputedTokens: 0, computedTokens: promptTokens.length - reused, ...(chunks ? { chunks } : {}) };
       } else {
-        await model.beginSequence();
-        next = await model.prefill(promptTokens, sampling, signal);
+        cache.reserve(pagesFor(promptTokens.length + growth));
+        next = await cache.withRoom(async () => {
+          await model.beginSequence();
+          return model.prefill(promptTokens, sampling, signal);
+        });
         if (docs) {
           link = {
             reusedTokens: 0,
             recomputedTokens: 0,
             computedTokens: promptTokens.length,
-            chunks: docs.chunks.map((c) => ({ id: c.id, tokens: c.tokens.length, cached: false })),
+            chunks: docs.chunks.map((c) => ({ id: c.id, tokens: c.tokens.length, cached: false, source: 'computed', index: c.index, ...(c.document ? { document: c.document } : {}) })),
           };
         }
       }
+      if (docs && docs.dropped > 0) link.droppedChunks = docs.dropped;
+      // The request's chunks are mapped by the sequence now; the cache may evict its own entries.
+      lease?.release();
+      // Decode grows the sequence a page at a time: make room now, so no answer stops mid-stream
+      // with a full pool.
+      cache.reserve(model.pagesToGrow(growth));
       prefillMs = performance.now() - t0;
       ttftMs = prefillMs;
       let tDecode = performance.now();
@@ -282,7 +407,8 @@ export class Engine {
           break;
         }
         if (tokens.length >= maxTokens) break;
-        if (model.length >= model.maxContext) {
+        // The context, or a pool that even after eviction has no page for the next steps, ends the answer.
+        if (model.length >= model.maxContext || !cache.reserve(model.pagesToGrow(2))) {
           finishReason = 'context';
           break;
         }
@@ -300,16 +426,20 @@ export class Engine {
       }
     } catch (err) {
       if (err instanceof AbortedError || (err as Error)?.name === 'AbortError') finishReason = 'aborted';
-      else throw err;
+      else throw await this.explain(err);
     } finally {
+      lease?.release();
       this.busy = false;
     }
+    // Chunks computed for this request go to the store after the answer, never before its first token.
+    if (docs && lease) warnings.push(...(await this.persistAfter(docs, lease)));
     return {
       promptTokens,
       tokens,
       text,
       finishReason,
       ...link,
+      ...(warnings.length > 0 ? { warnings } : {}),
       ttftMs,
       prefillTokPerS: prefillMs > 0 ? (promptTokens.length / prefillMs) * 1000 : 0,
       // The first generated token comes from prefill; decode steps produced the rest.
@@ -328,147 +458,114 @@ export class Engine {
   }
 
   /**
-   * Splits the documents into chunks (KVSplit) and lays out `[BOS] [chunk ...] [question]`, or with
-   * `chunkBos` `[BOS chunk] [BOS chunk] ... [question]`: each chunk is then computed with its own
-   * BOS in front (EPIC's chunk prefill) and linked with it. A model without BOS gets plain chunks.
+   * Lays out a documents request: the stored documents' chunks (read again when they were made for
+   * another model), then the raw texts' chunks, framed by the chat template or `[BOS] ... question`.
+   * Chunks beyond the context (keeping room for the answer) are left out by BM25 relevance.
    */
-  private planDocuments(input: DocumentsInput, chunkBos: boolean, settings: Partial<ChunkerSettings> = {}): DocumentsPlan {
-    const { tokenizer } = this.require();
-    if (!Array.isArray(input.documents) || input.documents.some((d) => typeof d !== 'string')) {
-      throw new InvalidRequestError('bad-documents', 'documents must be an array of strings');
+  private async planDocuments(input: DocumentsInput, opts: Pick<GenerateOptions, 'chunkBos' | 'chunkContext' | 'maxTokens'>): Promise<DocumentsPlan> {
+    const loaded = this.require();
+    const { tokenizer, file, fingerprint, model } = loaded;
+    if (typeof input.question !== 'string') throw new InvalidRequestError('bad-question', 'the question must be a string');
+    if (input.texts !== undefined && (!Array.isArray(input.texts) || input.texts.some((d) => typeof d !== 'string'))) {
+      throw new InvalidRequestError('bad-documents', 'texts must be an array of strings');
     }
-    const question = tokenizer.encode(input.question);
-    if (question.length === 0) throw new InvalidRequestError('empty-question', 'the question has no tokens');
-    const bos = tokenizer.addBos && tokenizer.bosId >= 0;
-    const withBos = chunkBos && bos;
-    const chunks = input.documents
-      .flatMap((d) => splitDocument(d, tokenizer, settings))
-      .map((c) => ({ id: '', tokens: withBos ? [tokenizer.bosId, ...c.tokens] : c.tokens }));
-    return { prefix: bos && (!withBos || chunks.length === 0) ? [tokenizer.bosId] : [], chunks, question, chunkBos: withBos };
+    if (input.documents === undefined && input.texts === undefined) {
+      throw new InvalidRequestError('bad-documents', "a documents request names stored documents (documents: ids or 'all') or gives raw texts (texts)");
+    }
+    const docs = input.documents !== undefined ? await this.library.resolve(input.documents, this.libraryModel()) : [];
+    const settings = { ...loaded.settings, ...(opts.chunkBos !== undefined ? { chunkBos: opts.chunkBos } : {}), ...(opts.chunkContext ? { context: opts.chunkContext } : {}) };
+    const chunks: (PlanChunk & { text: string })[] = docs.flatMap((d) => d.chunks.map((c) => ({ ...c, document: d.manifest.id })));
+    for (const t of input.texts ?? []) {
+      for (const c of await readDocument(t, tokenizer, fingerprint, settings)) chunks.push({ ...c, text: t.slice(c.start, c.end) });
+    }
+    const chunkBos = settings.chunkBos && tokenizer.addBos && tokenizer.bosId >= 0;
+    const frame = promptFrame(file.metadata, tokenizer, input.question, input.system, !chunkBos || chunks.length === 0);
+    if (frame.suffix.length === 0) throw new InvalidRequestError('empty-question', 'the question has no tokens');
+    const answerRoom = Math.min(opts.maxTokens ?? 128, Math.floor(model.maxContext / 4));
+    const budget = model.maxContext - 1 - frame.prefix.length - frame.suffix.length - answerRoom;
+    const kept = fitChunks(
+      chunks.map((c) => ({ text: c.text, tokens: c.tokens.length })),
+      input.question,
+      Math.max(0, budget),
+    );
+    return { prefix: frame.prefix, question: frame.suffix, chunks: kept.map((i) => chunks[i]), docs, dropped: chunks.length - kept.length };
   }
 
-  private async identify(plan: DocumentsPlan): Promise<DocumentsPlan> {
-    const { fingerprint } = this.require();
-    for (const c of plan.chunks) c.id = await chunkId({ modelFingerprint: fingerprint, tokens: c.tokens, settings: { chunkBos: plan.chunkBos } });
-    return plan;
-  }
-
-  /** Frees cached KV (chunks first, then held prompts, least recently used first) and retries once when the pool is full. */
-  private async withRoom<T>(keepChunks: ReadonlySet<string>, f: () => Promise<T>, keepPrompt?: ChunkKV): Promise<T> {
+  /** Writes the chunks a request computed (stored documents' through the library, raw texts' directly). */
+  private async persistAfter(plan: DocumentsPlan, lease: ChunkLease): Promise<string[]> {
+    const loaded = this.loaded;
+    if (!loaded) return [];
     try {
-      return await f();
+      const model = this.libraryModel();
+      const docIds = new Set(plan.docs.flatMap((d) => d.chunks.map((c) => c.id)));
+      const warnings = plan.docs.length > 0 ? await this.library.afterUse(plan.docs, lease.fresh, model) : [];
+      const loose = lease.fresh.filter(([id]) => !docIds.has(id));
+      const failed = await loaded.cache.persist(loose);
+      if (failed) warnings.push(`chunks of this request's texts were not stored: ${failed.message}`);
+      return warnings;
     } catch (err) {
-      if (!(err instanceof KVCacheError && err.code === 'kv-cache-full')) throw err;
-      const { chunks, prompts } = this.require();
-      for (const [id, c] of chunks) {
-        if (!keepChunks.has(id)) {
-          c.release();
-          chunks.delete(id);
-        }
-      }
-      for (const p of prompts.splice(0)) {
-        if (p === keepPrompt) prompts.push(p);
-        else p.release();
-      }
-      return f();
+      return [`storing this request's chunks failed: ${(err as Error)?.message ?? String(err)}`];
     }
   }
 
   /**
-   * 'prefix': reuses the longest cached prompt prefix that matches these tokens exactly (its KV
-   * is exact: same tokens at the same positions), computes the rest, then keeps this prompt.
+   * A failure of a lost device surfaces first as whatever GPU call noticed it (a rejected
+   * mapAsync, ...); it is reported as GPUError 'device-lost' so the host knows to start over.
    */
-  private async prefillPrefix(tokens: number[], sampling: SamplingParams, signal?: AbortSignal): Promise<{ next: number; reused: number }> {
-    const loaded = this.require();
-    const { model, prompts } = loaded;
-    let best: ChunkKV | undefined;
-    let reused = 0;
-    for (const p of prompts) {
-      let n = 0;
-      const max = Math.min(p.tokens.length, tokens.length - 1); // at least one token runs, to sample from
-      while (n < max && p.tokens[n] === tokens[n]) n++;
-      if (n > reused) {
-        reused = n;
-        best = p;
-      }
-    }
-    if (best) prompts.push(...prompts.splice(prompts.indexOf(best), 1)); // most recently used
-    const next = await this.withRoom(new Set(), () => model.prefillFromPrefix(reused > 0 ? best : undefined, reused, tokens, sampling, signal), best);
-    // Keep this prompt; a kept prompt that is a prefix of it adds nothing any more.
-    for (let i = prompts.length - 1; i >= 0; i--) {
-      const p = prompts[i];
-      if (p.tokens.length <= tokens.length && p.tokens.every((t, j) => t === tokens[j])) {
-        p.release();
-        prompts.splice(i, 1);
-      }
-    }
-    prompts.push(model.holdPrompt(tokens));
-    while (prompts.length > MAX_HELD_PROMPTS) prompts.shift()!.release();
-    return { next, reused };
+  private async explain(err: unknown): Promise<unknown> {
+    if (err instanceof ChunklmError && err.code !== 'internal') return err;
+    const lost = await Promise.race([this.device.lost, new Promise<undefined>((r) => setTimeout(r, 250))]);
+    if (!lost) return err;
+    return new GPUError('device-lost', `the GPU device was lost during the request (${lost.reason}: ${lost.message}); the next request loads the model again`, { reason: lost.reason }, { cause: err });
   }
 
-  /** Computes the chunks not cached yet, then links them; evicts older chunks when the KV pool is full. */
-  private async prefillDocuments(plan: DocumentsPlan, rule: RecomputeRule, sampling: SamplingParams, signal?: AbortSignal) {
-    const { model, chunks: cache } = this.require();
-    const inRequest = new Set(plan.chunks.map((c) => c.id));
-    const withRoom = <T>(f: () => Promise<T>) => this.withRoom(inRequest, f);
-    const kvs: ChunkKV[] = [];
-    const info: { id: string; tokens: number; cached: boolean }[] = [];
-    const wasCached: boolean[] = [];
-    for (const c of plan.chunks) {
-      let kv = cache.get(c.id);
-      const cached = kv !== undefined;
-      let stored = false;
-      if (kv) cache.delete(c.id); // re-inserted below as the most recently used
-      else {
-        kv = await withRoom(() => this.loadStoredChunk(c.id, c.tokens));
-        stored = kv !== undefined;
-        kv ??= await withRoom(() => this.computeAndStoreChunk(c.id, c.tokens, signal));
-      }
-      cache.set(c.id, kv);
-      kvs.push(kv);
-      info.push({ id: c.id, tokens: c.tokens.length, cached: cached || stored });
-      wasCached.push(cached || stored);
-    }
-    const r = await withRoom(() => model.prefillLinked({ prefix: plan.prefix, chunks: kvs, question: plan.question, ...rule }, sampling, signal));
-    // Chunk tokens not recomputed: reused when the chunk was cached, computed (by its chunk prefill) when it was not.
-    let reused = 0;
-    let computedChunks = 0;
-    plan.chunks.forEach((c, i) => {
-      const kept = c.tokens.length - r.recomputed[i].length;
-      if (wasCached[i]) reused += kept;
-      else computedChunks += kept;
-    });
-    return {
-      next: r.next,
-      link: { reusedTokens: reused, recomputedTokens: r.stats.recomputed, computedTokens: r.stats.computed + computedChunks, chunks: info },
-    };
+  private libraryModel(): LibraryModel {
+    const { fingerprint, tokenizer, cache, settings } = this.require();
+    return { fingerprint, tokenizer, cache, settings };
   }
 
-  private async loadStoredChunk(id: string, tokens: number[]): Promise<ChunkKV | undefined> {
-    const store = this.opts.chunkStore;
-    if (!store) return undefined;
-    const bytes = await store.get(id);
-    if (!bytes) return undefined;
-    const { model, config } = this.require();
-    const kv = decodeChunk(bytes, { nLayers: config.nLayers, kvDim: config.nKvHeads * config.headDim, tokens });
-    return model.importChunk(tokens, kv);
+  private loadedLibraryModel(): LibraryModel | undefined {
+    return this.loaded ? this.libraryModel() : undefined;
   }
 
-  private async computeAndStoreChunk(id: string, tokens: number[], signal?: AbortSignal): Promise<ChunkKV> {
-    const { model, config } = this.require();
-    const kv = await model.computeChunk(tokens, signal);
-    if (this.opts.chunkStore) {
-      const bytes = encodeChunk({ nLayers: config.nLayers, kvDim: config.nKvHeads * config.headDim, tokens, kv: await model.exportChunk(kv) });
-      await this.opts.chunkStore.put(id, bytes);
+  /** Runs a call that uses the GPU, refusing it while a generation runs. */
+  private async exclusive<T>(f: () => Promise<T>): Promise<T> {
+    if (this.busy) throw new InvalidRequestError('busy', 'another request is running on this engine; wait for it or cancel it');
+    this.busy = true;
+    try {
+      return await f();
+    } finally {
+      this.busy = false;
     }
-    return kv;
   }
 
   private require(): Loaded {
     if (!this.loaded) throw new InvalidRequestError('no-model', 'no model is loaded; call load() first');
     return this.loaded;
   }
+}
+
+function usedChunks(plan: DocumentsPlan, sources: readonly UsedChunk['source'][]): UsedChunk[] {
+  return plan.chunks.map((c, i) => ({
+    id: c.id,
+    tokens: c.tokens.length,
+    cached: sources[i] !== 'computed',
+    source: sources[i],
+    index: c.index,
+    ...(c.document ? { document: c.document } : {}),
+  }));
+}
+
+/** Pages for n tokens, plus one for a partly filled tail page. */
+function pagesFor(n: number): number {
+  return Math.ceil(n / KV_PAGE_SIZE) + 1;
+}
+
+/** Upper bound on the tokens a rule recomputes privately. */
+function maxRecompute(rule: RecomputeRule, plan: DocumentsPlan): number {
+  if ('k' in rule) return plan.chunks.reduce((n, c) => n + Math.min(rule.k, c.tokens.length), 0);
+  // CacheBlend's probe runs every chunk token in a scratch sequence, then recomputes a share of them.
+  return 2 * plan.chunks.reduce((n, c) => n + c.tokens.length, 0);
 }
 
 function samplingFrom(opts: GenerateOptions): SamplingParams {

@@ -9,6 +9,8 @@ export interface LoadProgress {
 }
 
 export interface LoadOptions {
+  /** KV precision in the pool: 'f16' (default, half the memory) or 'f32'. */
+  kvDtype?: 'f32' | 'f16';
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
   /** Upper bound on the context length (tokens); defaults to min(model context, 4096). */
@@ -32,6 +34,10 @@ export interface ModelInfo {
   hasChatTemplate: boolean;
   adapter: string;
   features: { shaderF16: boolean; subgroups: boolean };
+  /** How KV is held in the pool. */
+  kvDtype: 'f32' | 'f16';
+  /** Token slots of the KV pool (the running sequence and cached chunks share it). */
+  kvBudgetTokens: number;
 }
 
 export interface ChatMessage {
@@ -62,17 +68,29 @@ export interface GenerateOptions {
    * DEFAULT_CHUNK_BOS). Chunk ids differ between the two, so each keeps its own cache entries.
    */
   chunkBos?: boolean;
+  /** Raw-text documents: what each chunk's KV is computed after (default DEFAULT_CHUNK_CONTEXT; stored documents keep the settings they were added with). */
+  chunkContext?: ChunkContextMode;
   /** Share of chunk tokens 'cacheblend' recomputes, in [0, 1] (default DEFAULT_BLEND_RATIO). */
   ratio?: number;
 }
 
 /**
- * Documents and a question: each document is split into chunks (KVSplit) whose KV is computed
- * once, cached by content, and linked in front of the question: `[BOS] [chunk ...] [question]`.
+ * Documents and a question. Stored documents are named by id (or 'all'); raw texts are read for
+ * this request only (their chunks are cached like any other). Each document is split into chunks
+ * (KVSplit) whose KV is computed once, cached by content, and linked in document order in front
+ * of the question: `[BOS] [chunk ...] [question]`, or, for a model with a chat template, the
+ * template's text before the documents, the chunks, then the question and the template's closing
+ * and generation prompt. Chunks that do not fit the context are left out by BM25 relevance to the
+ * question (the rest keep document order).
  */
 export interface DocumentsInput {
-  documents: string[];
+  /** Ids of stored documents (see documents.add), or 'all'. */
+  documents?: readonly string[] | 'all';
+  /** Raw texts for this request only, after the stored documents. */
+  texts?: readonly string[];
   question: string;
+  /** A system message, for models with a chat template. */
+  system?: string;
 }
 
 /** A prompt: raw text (BOS added when the model adds one), token ids, chat messages rendered by the model's template, or documents and a question. */
@@ -115,5 +133,99 @@ export interface GenerationResult {
   /** Documents requests: prompt tokens computed from scratch (BOS, question, chunks that were not cached, or all with 'full'). */
   computedTokens?: number;
   /** Documents requests: the chunks in prompt order. */
-  chunks?: { id: string; tokens: number; cached: boolean }[];
+  chunks?: UsedChunk[];
+  /** Documents requests: chunks left out because the documents did not fit the context. */
+  droppedChunks?: number;
+  /** Things that went wrong without failing the answer (a store write refused for room, ...). */
+  warnings?: string[];
+}
+
+/** Where a linked chunk's KV came from. */
+export type ChunkSource = 'gpu' | 'memory' | 'store' | 'computed';
+
+export interface UsedChunk {
+  id: string;
+  tokens: number;
+  /** Its KV was reused (not computed for this request). */
+  cached: boolean;
+  source: ChunkSource;
+  /** The stored document it belongs to (absent for raw texts). */
+  document?: string;
+  /** Its position among its document's chunks. */
+  index: number;
+}
+
+/** What a chunk's KV is computed after (it enters the chunk id): nothing, a fixed lead-in, or the document's preceding tokens. */
+export type ChunkContextMode = 'none' | 'lead-in' | 'previous';
+
+export interface ChunkSettings {
+  /** Tokens a chunk is filled to before it looks for a place to end (the chunker's target). */
+  targetTokens?: number;
+  context?: ChunkContextMode;
+  /** Lead-in or preceding tokens the chunk is computed after (default 8). */
+  contextTokens?: number;
+  /** Compute and link each chunk with its own BOS in front (see GenerateOptions.chunkBos). */
+  chunkBos?: boolean;
+}
+
+export interface DocumentInput {
+  /** Default: the first 16 hex digits of the text's SHA-256. An existing id is replaced. */
+  id?: string;
+  title?: string;
+  text: string;
+  /** A pinned document's chunks are never evicted from storage. */
+  pin?: boolean;
+}
+
+export interface DocumentProgress {
+  phase: 'tokenize' | 'compute' | 'store' | 'done';
+  /** Chunks done and in all. */
+  done: number;
+  total: number;
+}
+
+export interface DocumentAddOptions {
+  onProgress?: (p: DocumentProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface DocumentInfo {
+  id: string;
+  title: string;
+  textHash: string;
+  chars: number;
+  tokens: number;
+  chunks: number;
+  /** Chunks whose KV is in storage now (evicted ones are recomputed when used). */
+  storedChunks: number;
+  /** Bytes of its stored chunk records. */
+  bytes: number;
+  pinned: boolean;
+  createdAt: number;
+  lastUsedAt: number;
+  /** Whether its chunks were made for the loaded model (otherwise it is read again when used). */
+  currentModel: boolean;
+  /** Chunks computed by the add that returned this (0 when every chunk was cached). */
+  computedChunks?: number;
+  warnings?: string[];
+}
+
+export interface TierStats {
+  chunks: number;
+  bytes: number;
+}
+
+export interface DocumentStats {
+  documents: number;
+  chunks: number;
+  tokens: number;
+  tiers: { gpu: TierStats & { tokens: number; pinned: number }; memory: TierStats & { budgetBytes: number }; store: TierStats & { budgetBytes: number; quotaBytes?: number; usageBytes?: number; persisted?: boolean } };
+  hits: { gpu: number; memory: number; store: number };
+  misses: number;
+  /** Stored records that failed a check and were recomputed. */
+  corrupt: number;
+  evictions: { gpu: number; memory: number; store: number };
+  /** Chunks no manifest named, removed at start-up. */
+  collected: number;
+  warnings: string[];
 }

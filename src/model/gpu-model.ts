@@ -19,7 +19,12 @@ import { buildRopeTable, ropeDispatch, uploadRopeTable } from '../gpu/ops/rope.t
 import { sampleDispatch, type SampleDispatch } from '../gpu/ops/sample.ts';
 import { uploadVector, uploadWeight, type GpuWeight } from '../gpu/weights.ts';
 import { DEFAULT_BLEND_LAYER, kvDeviation, selectByDeviation } from '../kv/cacheblend.ts';
+import type { ChunkBackend, ChunkKV } from '../kv/chunk-cache.ts';
+import type { KvDtype } from '../kv/chunk-record.ts';
+import { f16BitsToF32 } from '../kv/f16.ts';
 import { KV_PAGE_SIZE } from '../kv/pages.ts';
+
+export type { ChunkKV } from '../kv/chunk-cache.ts';
 import { PagedKvCache, type PageSpan, type Sequence } from '../kv/paged-cache.ts';
 import { dequantize } from '../gguf/quant.ts';
 import type { LoadProgress } from '../engine/types.ts';
@@ -40,6 +45,8 @@ export interface GpuModelOptions {
   maxBatch?: number;
   /** KV pool size in tokens, shared by the sequence and cached chunks (default maxContext). */
   kvBudgetTokens?: number;
+  /** How KV is held in the pool (default 'f16': half the memory; values are rounded to f16 when written). */
+  kvDtype?: KvDtype;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -62,17 +69,6 @@ interface LayerWeights {
 /** Ops whose size follows the token count of the step. */
 interface Resizable {
   setTokens(n: number): void;
-}
-
-/**
- * A chunk's KV, computed alone from position 0 and kept in pages of the pool. Sequences map the
- * pages by reference at any position; nothing ever writes them again.
- */
-export interface ChunkKV {
-  readonly tokens: readonly number[];
-  readonly spans: readonly PageSpan[];
-  /** Gives the pages back to the pool once no sequence maps them. */
-  release(): void;
 }
 
 /** How a linked request was computed, in prompt tokens. */
@@ -112,7 +108,7 @@ export type RecomputeRule = { k: number } | { indices: readonly (readonly number
 const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
 const PAGE_TABLE_SLACK = 64;
 
-export class GpuModel {
+export class GpuModel implements ChunkBackend {
   readonly maxContext: number;
   readonly maxBatch: number;
   readonly weightBytes: number;
@@ -170,7 +166,7 @@ export class GpuModel {
 
     // Everything that can be checked without allocating is checked first.
     checkFits(ctx, config, maxBatch);
-    const kv = new PagedKvCache(ctx, { nLayers: config.nLayers, nKvHeads, headDim }, Math.max(maxContext, opts.kvBudgetTokens ?? 0));
+    const kv = new PagedKvCache(ctx, { nLayers: config.nLayers, nKvHeads, headDim }, Math.max(maxContext, opts.kvBudgetTokens ?? 0), { dtype: opts.kvDtype ?? 'f16' });
 
     // Weights: stream every tensor from the source, repack, upload.
     const total = allTensors(tensors).reduce((s, t) => s + t.byteLength, 0);
@@ -270,6 +266,7 @@ export class GpuModel {
       ropeDim: config.ropeDim,
       mode: config.ropeMode,
       maxPos: maxContext,
+      kvDtype: kv.dtype,
     };
     const prefillAttention: AttentionStep[] = [];
     const decodeAttention: AttentionStep[] = [];
@@ -281,7 +278,7 @@ export class GpuModel {
       linear(L.wk, xn, k, { bias: L.bk });
       linear(L.wv, xn, v, { bias: L.bv });
       add(ropeDispatch(ctx, q, positions, ropeTable, shape, 1));
-      add(kvWriteDispatch(ctx, { kPool: kv.layers[l].k, vPool: kv.layers[l].v, kNew: k, vNew: v, slots }, kvDim, 1));
+      add(kvWriteDispatch(ctx, { kPool: kv.layers[l].k, vPool: kv.layers[l].v, kNew: k, vNew: v, slots }, kvDim, 1, { kvDtype: kv.dtype }));
       const attBufs = { q, kPool: kv.layers[l].k, vPool: kv.layers[l].v, pageTable, positions, ropeTable, out: att };
       const pre = attentionDispatches(ctx, attBufs, shape, { kind: 'prefill', maxTokens: B });
       const dec = attentionDispatches(ctx, attBufs, shape, { kind: 'decode', maxTokens: 1 });
@@ -341,14 +338,14 @@ export class GpuModel {
   async prefill(tokens: number[], sampling: SamplingParams, signal?: AbortSignal): Promise<number> {
     this.checkRoom(tokens.length);
     this.checkTokens(tokens);
-    return this.runTokens(tokens, sampling, signal);
+    return this.runTokens(this.seq, tokens, sampling, signal);
   }
 
   /**
    * Runs tokens through the model in passes of at most maxBatch, at the next positions or at
    * `positions` (one per token); samples after the last pass when `sampling` is given.
    */
-  private async runTokens(tokens: number[], sampling: SamplingParams | undefined, signal?: AbortSignal, positions?: number[]): Promise<number> {
+  private async runTokens(seq: Sequence, tokens: readonly number[], sampling: SamplingParams | undefined, signal?: AbortSignal, positions?: readonly number[]): Promise<number> {
     let result = -1;
     for (let i = 0; i < tokens.length; i += this.maxBatch) {
       throwIfAborted(signal);
@@ -356,7 +353,7 @@ export class GpuModel {
       const last = i + this.maxBatch >= tokens.length;
       this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(part));
       const placed = positions ? positions.slice(i, i + this.maxBatch) : undefined;
-      result = await this.submitStep(part.length, 'prefill', last ? sampling : undefined, placed);
+      result = await this.submitStep(seq, part.length, 'prefill', last ? sampling : undefined, placed);
     }
     return result;
   }
@@ -381,9 +378,9 @@ export class GpuModel {
     this.pending = undefined;
     if (!current) {
       this.checkRoom(1);
-      current = this.submitStep(1, 'decode', sampling);
+      current = this.submitStep(this.seq, 1, 'decode', sampling);
     }
-    if (speculate && this.seq.nTokens < this.maxContext) this.pending = this.submitStep(1, 'decode', sampling);
+    if (speculate && this.seq.nTokens < this.maxContext) this.pending = this.submitStep(this.seq, 1, 'decode', sampling);
     return current;
   }
 
@@ -395,29 +392,53 @@ export class GpuModel {
   }
 
   /**
-   * Computes a chunk's KV alone, from position 0 (EPIC's chunk prefill), into pages that stay in
-   * the pool until the returned handle is released. The current sequence is left as it was.
+   * Computes a chunk's KV alone (EPIC's chunk prefill) into pages that stay in the pool until the
+   * returned handle is released: `context` tokens first (a lead-in, from position 0), then the
+   * chunk; the lead-in's KV is dropped, so the handle holds the chunk's tokens only. The current
+   * sequence is left as it was.
    */
-  async computeChunk(tokens: number[], signal?: AbortSignal): Promise<ChunkKV> {
+  async computeChunk(tokens: readonly number[], signal?: AbortSignal, context: readonly number[] = []): Promise<ChunkKV> {
     this.checkTokens(tokens);
+    this.checkTokens(context);
     await this.settle();
-    const saved = this.seq;
-    this.seq = this.kv.newSequence();
+    if (this.destroyed) throw new GPUError('model-destroyed', 'this model was unloaded; load it again');
+    const seq = this.kv.newSequence();
     try {
-      for (let i = 0; i < tokens.length; i += this.maxBatch) {
-        throwIfAborted(signal);
-        const part = tokens.slice(i, i + this.maxBatch);
-        this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(part));
-        await this.submitStep(part.length, 'prefill', undefined);
-      }
-      const spans = this.seq.spans();
-      const holder = this.kv.newSequence();
-      holder.mapShared(spans, 0);
-      return { tokens: [...tokens], spans, release: () => holder.release() };
+      await this.runTokens(seq, [...context, ...tokens], undefined, signal);
+      const spans = spansSlice(seq.spans(), context.length, context.length + tokens.length);
+      return this.holdSpans(tokens, spans);
     } finally {
-      this.seq.release();
-      this.seq = saved;
+      seq.release();
     }
+  }
+
+  /** Free pages in the KV pool. */
+  freePages(): number {
+    return this.kv.allocator.freePages;
+  }
+
+  /** Pages the current sequence needs to grow by n tokens. */
+  pagesToGrow(n: number): number {
+    return this.seq.pagesNeeded(n);
+  }
+
+  get nLayers(): number {
+    return this.config.nLayers;
+  }
+
+  get kvDim(): number {
+    return this.config.nKvHeads * this.config.headDim;
+  }
+
+  get kvDtype(): KvDtype {
+    return this.kv.dtype;
+  }
+
+  /** A handle that keeps the spans' pages in the pool until released. */
+  private holdSpans(tokens: readonly number[], spans: readonly PageSpan[]): ChunkKV {
+    const holder = this.kv.newSequence();
+    holder.mapShared(spans, 0);
+    return { tokens: [...tokens], spans, release: () => holder.release() };
   }
 
   /**
@@ -441,7 +462,7 @@ export class GpuModel {
     this.checkTokens(prefix);
     this.checkTokens(question);
     const stats: LinkStats = { reused: 0, recomputed: 0, computed: prefix.length + question.length };
-    if (prefix.length > 0) await this.runTokens(prefix, undefined, signal);
+    if (prefix.length > 0) await this.runTokens(this.seq, prefix, undefined, signal);
     let selected: number[][];
     if ('blend' in parts) {
       const { ratio, layer = DEFAULT_BLEND_LAYER } = parts.blend;
@@ -483,8 +504,8 @@ export class GpuModel {
       stats.recomputed += sel.length;
       pos += c.tokens.length;
     });
-    if (recompute.length > 0) await this.runTokens(recompute, undefined, signal, recomputePositions);
-    const next = await this.runTokens(question, sampling, signal, Array.from(question, (_, i) => pos + i));
+    if (recompute.length > 0) await this.runTokens(this.seq, recompute, undefined, signal, recomputePositions);
+    const next = await this.runTokens(this.seq, question, sampling, signal, Array.from(question, (_, i) => pos + i));
     return { next, stats, recomputed: selected };
   }
 
@@ -497,7 +518,6 @@ export class GpuModel {
   private async blendDeviation(prefixLen: number, chunks: readonly ChunkKV[], layer: number, signal?: AbortSignal): Promise<Float32Array[]> {
     const saved = this.seq;
     const probe = this.kv.newSequence();
-    this.seq = probe;
     try {
       if (prefixLen > 0) probe.mapShared(spansSlice(saved.spans(), 0, prefixLen), 0);
       const tokens = chunks.flatMap((c) => c.tokens);
@@ -505,7 +525,7 @@ export class GpuModel {
         throwIfAborted(signal);
         const part = tokens.slice(i, i + this.maxBatch);
         this.ctx.device.queue.writeBuffer(this.bufs.tokens, 0, new Uint32Array(part));
-        await this.submitStep(part.length, 'prefill', undefined, undefined, layer + 1);
+        await this.submitStep(probe, part.length, 'prefill', undefined, undefined, layer + 1);
       }
       const fresh = spansSlice(probe.spans(), prefixLen, prefixLen + tokens.length);
       const [f, c] = await this.readLayerRows(layer, [fresh, chunks.flatMap((ch) => ch.spans)]);
@@ -520,13 +540,14 @@ export class GpuModel {
       return out;
     } finally {
       probe.release();
-      this.seq = saved;
     }
   }
 
   /** One layer's K and V rows (f32, token order) of each list of spans, read back in one copy. */
   private async readLayerRows(layer: number, lists: readonly (readonly PageSpan[])[]): Promise<{ k: Float32Array; v: Float32Array }[]> {
-    const all = new Float32Array((await this.readRows([layer], lists)).buffer);
+    const raw = await this.readRows([layer], lists);
+    // Pools in f16 come back as halves; the deviation is measured in f32 either way.
+    const all = this.kv.dtype === 'f16' ? f16BitsToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2)) : new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
     const rowWords = this.config.nKvHeads * this.config.headDim;
     const out: { k: Float32Array; v: Float32Array }[] = [];
     let at = 0;
@@ -540,10 +561,10 @@ export class GpuModel {
 
   /**
    * K and V rows of the spans, read back in one copy, in the order layer by layer, then list by
-   * list, then K rows before V rows, each in span order (f32, (nKvHeads*headDim) per row).
+   * list, then K rows before V rows, each in span order ((nKvHeads*headDim) values per row, in the pool's dtype).
    */
   private async readRows(layers: readonly number[], lists: readonly (readonly PageSpan[])[]): Promise<Uint8Array> {
-    const rowBytes = this.config.nKvHeads * this.config.headDim * 4;
+    const rowBytes = this.kv.rowBytes;
     const tokens = lists.reduce((s, l) => s + l.reduce((t, x) => t + x.nTokens, 0), 0);
     const size = layers.length * 2 * tokens * rowBytes;
     const staging = this.ctx.device.createBuffer({ size: Math.max(16, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -585,7 +606,7 @@ export class GpuModel {
     this.checkRoom(tokens.length);
     this.checkTokens(tokens);
     if (reuse > 0) this.seq.mapShared(spansSlice(cached!.spans, 0, reuse), 0);
-    return this.runTokens(tokens.slice(reuse), sampling, signal);
+    return this.runTokens(this.seq, tokens.slice(reuse), sampling, signal);
   }
 
   /**
@@ -596,10 +617,7 @@ export class GpuModel {
     if (tokens.length > this.seq.nTokens) {
       throw new KVCacheError('bad-hold', `the sequence has ${this.seq.nTokens} tokens; cannot hold a prompt of ${tokens.length}`);
     }
-    const spans = spansSlice(this.seq.spans(), 0, tokens.length);
-    const holder = this.kv.newSequence();
-    holder.mapShared(spans, 0);
-    return { tokens: [...tokens], spans, release: () => holder.release() };
+    return this.holdSpans(tokens, spansSlice(this.seq.spans(), 0, tokens.length));
   }
 
   /**
@@ -614,9 +632,10 @@ export class GpuModel {
   }
 
   /** Puts stored chunk KV (the layout exportChunk writes) into fresh pages of the pool. */
-  importChunk(tokens: number[], data: Uint8Array): ChunkKV {
+  importChunk(tokens: readonly number[], data: Uint8Array): ChunkKV {
     this.checkTokens(tokens);
-    const rowBytes = this.config.nKvHeads * this.config.headDim * 4;
+    if (this.destroyed) throw new GPUError('model-destroyed', 'this model was unloaded; load it again');
+    const rowBytes = this.kv.rowBytes;
     const n = tokens.length;
     if (data.byteLength !== this.config.nLayers * 2 * n * rowBytes) {
       throw new KVCacheError('bad-chunk-data', `stored chunk KV has ${data.byteLength} bytes but ${n} tokens of this model need ${this.config.nLayers * 2 * n * rowBytes}`, {
@@ -685,18 +704,18 @@ export class GpuModel {
    * One step over n tokens: sizes every op, records one command buffer and submits it now; the
    * promise resolves to the sampled id once it is read back (-1 without sampling).
    */
-  private submitStep(n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined, placed?: number[], layers?: number): Promise<number> {
+  private submitStep(seq: Sequence, n: number, kind: 'prefill' | 'decode', sampling: SamplingParams | undefined, placed?: readonly number[], layers?: number): Promise<number> {
     const { ctx, bufs, program, config } = this;
     const at = placed ? Uint32Array.from(placed) : undefined;
-    const { positions, slots } = at ? { positions: at, slots: this.seq.appendSlots(at) } : this.seq.append(n);
+    const { positions, slots } = at ? { positions: at, slots: seq.appendSlots(at) } : seq.append(n);
     const q = ctx.device.queue;
     q.writeBuffer(bufs.positions, 0, positions);
     q.writeBuffer(bufs.slots, 0, slots);
-    const nEntries = this.kv.writePageTable(this.seq, bufs.pageTable);
+    const nEntries = this.kv.writePageTable(seq, bufs.pageTable);
     for (const op of program.resizable) op.setTokens(n);
     const usePrefill = kind === 'prefill' && n > 1;
     for (const a of program.prefillAttention) a.setStep(usePrefill ? n : 0, nEntries);
-    for (const a of program.decodeAttention) a.setStep(usePrefill ? 0 : n, nEntries, undefined, this.seq.nTokens);
+    for (const a of program.decodeAttention) a.setStep(usePrefill ? 0 : n, nEntries, undefined, seq.nTokens);
     if (sampling) program.sampler.setParams({ ...sampling, step: this.step });
     ctx.arena.flush();
 

@@ -171,7 +171,7 @@ async function generateCommand(args: string[]): Promise<number> {
   opts.ratio = numberFlag(values.ratio, '--ratio', (n) => n >= 0 && n <= 1, 'a number in [0, 1]');
   const input: GenerateInput =
     docs.length > 0
-      ? { documents: await Promise.all(docs.map((d) => readTextFile(d, '--doc'))), question: prompt }
+      ? { texts: await Promise.all(docs.map((d) => readTextFile(d, '--doc'))), question: prompt }
       : values.chat
         ? { messages: [{ role: 'user', content: prompt }] }
         : prompt;
@@ -180,7 +180,7 @@ async function generateCommand(args: string[]): Promise<number> {
   try {
     // Imported here so that `tokenize` and usage errors never start Dawn.
     const { openNodeEngine } = await import('./engine-host.ts');
-    const { engine, adapterInfo } = await openNodeEngine({ cacheDir: values['cache-dir'] });
+    const { engine, adapterInfo } = await openNodeEngine({ store: values['cache-dir'] });
     const info = await engine.load(source, { onProgress: json ? undefined : progressPrinter() });
     if (!json) {
       process.stderr.write(

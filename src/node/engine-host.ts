@@ -1,9 +1,9 @@
 // The one place that knows how the Node host builds an engine: a Dawn device (SwiftShader when
 // there is no GPU driver) and the WGSL files read from shaders/.
-import { Engine } from '../engine/engine.ts';
+import { Engine, type EngineOptions } from '../engine/engine.ts';
+import { FolderStore } from './folder-store.ts';
 import { acquireNodeDevice } from './gpu.ts';
 import { fsShaderSources } from './shaders-fs.ts';
-import { FolderChunkStore } from './chunk-store-fs.ts';
 
 export interface NodeEngine {
   engine: Engine;
@@ -11,8 +11,10 @@ export interface NodeEngine {
   isSwiftShader: boolean;
 }
 
-export async function openNodeEngine(opts: { cacheDir?: string } = {}): Promise<NodeEngine> {
+/** `store`: a folder that keeps documents and chunk KV between runs (none: they live in memory). */
+export async function openNodeEngine(opts: { store?: string } & Omit<EngineOptions, 'shaders' | 'features' | 'adapterInfo' | 'store'> = {}): Promise<NodeEngine> {
+  const { store, ...rest } = opts;
   const { device, adapterInfo, features, isSwiftShader } = await acquireNodeDevice();
-  const chunkStore = opts.cacheDir ? new FolderChunkStore(opts.cacheDir) : undefined;
-  return { engine: new Engine(device, { shaders: fsShaderSources(), features, adapterInfo, chunkStore }), adapterInfo, isSwiftShader };
+  const engine = new Engine(device, { ...rest, shaders: fsShaderSources(), features, adapterInfo, ...(store ? { store: new FolderStore(store) } : {}) });
+  return { engine, adapterInfo, isSwiftShader };
 }

@@ -2,8 +2,13 @@
 // engine calls that touch the GPU (load, generate, unload), and turns `cancel(requestId)` into
 // the AbortSignal of the matching call, because an AbortSignal itself cannot be posted.
 // Host-independent: the browser entry (worker.ts) and the Node tests give it an engine factory.
-import { releaseProxy } from 'comlink';
+import { releaseProxy, transfer } from 'comlink';
+import type { EngineDocuments } from '../engine/engine.ts';
 import type {
+  DocumentInfo,
+  DocumentInput,
+  DocumentProgress,
+  DocumentStats,
   GenerateInput,
   GenerateOptions,
   GenerationResult,
@@ -12,11 +17,12 @@ import type {
   ModelInfo,
   TokenEvent,
 } from '../engine/types.ts';
-import { InvalidRequestError, throwIfAborted } from '../errors.ts';
+import { ChunklmError, GPUError, InvalidRequestError, StorageError, throwIfAborted } from '../errors.ts';
+import type { StoreChange } from '../kv/store.ts';
 import { BlobSource, UrlSource, type ByteSource } from '../gguf/source.ts';
 
 /** Bumped when the messages change, so a page never talks to a stale cached worker script. */
-export const WORKER_PROTOCOL_VERSION = 1;
+export const WORKER_PROTOCOL_VERSION = 2;
 
 /** Where the model comes from. A URL is fetched by the Worker with Range requests; a Blob (File) is read in place. */
 export type ModelSourceSpec = { url: string } | { blob: Blob };
@@ -40,6 +46,10 @@ export interface EngineLike {
   detokenize(ids: number[]): string;
   generate(input: GenerateInput, opts: GenerateOptions): AsyncIterator<TokenEvent, GenerationResult>;
   unload(): void | Promise<void>;
+  /** Documents read once and kept (absent in engines without a store). */
+  readonly documents?: EngineDocuments;
+  /** The engine's device, for the simulated device loss of tests. */
+  readonly device?: GPUDevice;
 }
 
 export interface WorkerHost {
@@ -71,9 +81,25 @@ export interface ChunklmWorkerApi {
     onToken: (event: TokenEvent) => void,
     requestId: number,
   ): Promise<GenerationResult>;
-  /** Aborts the load or generate call started with `requestId`; unknown (finished) ids are ignored. */
+  /** Aborts the load, generate or documentsAdd call started with `requestId`; unknown (finished) ids are ignored. */
   cancel(requestId: number): void;
   unload(): Promise<void>;
+  documentsAdd(input: DocumentInput, onProgress: ((p: DocumentProgress) => void) | undefined, requestId: number): Promise<DocumentInfo>;
+  documentsList(): Promise<DocumentInfo[]>;
+  documentsGet(id: string): Promise<DocumentInfo | undefined>;
+  documentsRemove(id: string): Promise<boolean>;
+  documentsClear(): Promise<void>;
+  documentsPin(id: string, pinned: boolean): Promise<DocumentInfo>;
+  documentsStats(): Promise<DocumentStats>;
+  /** The document as `.kvpack` bytes (transferred, not copied). */
+  documentsExport(id: string): Promise<Uint8Array>;
+  /** Adds a document from `.kvpack` bytes, a Blob, or a URL the Worker fetches. */
+  documentsImport(pack: Uint8Array | Blob | { url: string }): Promise<DocumentInfo>;
+  /** Calls `listener` when another tab changes the documents; returns a subscription id for unsubscribe. */
+  subscribeDocuments(listener: (c: StoreChange) => void): number;
+  unsubscribeDocuments(id: number): void;
+  /** Destroys the GPU device as a driver reset would (for tests of recovery). */
+  simulateDeviceLoss(): void;
 }
 
 export async function openModelSource(spec: ModelSourceSpec, signal: AbortSignal): Promise<ByteSource> {
@@ -94,6 +120,11 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
   private highestRequestId = 0;
   // Load, generate and unload run one at a time: they share the GPU queue and the KV cache.
   private tail: Promise<unknown> = Promise.resolve();
+  /** The last successful load, replayed after a lost device so the next request finds its model. */
+  private lastLoad: { source: ModelSourceSpec; opts: WorkerLoadOptions } | undefined;
+  private deviceLost = false;
+  private readonly subscriptions = new Map<number, { listener: (c: StoreChange) => void; off?: () => void }>();
+  private nextSubscription = 1;
 
   constructor(private readonly host: WorkerHost) {}
 
@@ -117,6 +148,7 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
         this.loaded = false;
         const info = await engine.load(bytes, { ...opts, signal: ctrl.signal, onProgress: report?.push });
         this.loaded = true;
+        this.lastLoad = { source, opts };
         return info;
       });
     } finally {
@@ -143,7 +175,7 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
     const ctrl = this.register(requestId);
     try {
       return await this.exclusive(async () => {
-        const it = this.requireModel().generate(input, { ...opts, signal: ctrl.signal });
+        const it = (await this.modelAfterLoss(ctrl.signal)).generate(input, { ...opts, signal: ctrl.signal });
         // Deliveries are not awaited one by one (a round trip per token would slow decoding);
         // they are pipelined, and all must have landed before the result is returned, because
         // the callback's port and the reply's port are not ordered with respect to each other.
@@ -183,8 +215,109 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
   async unload(): Promise<void> {
     await this.exclusive(async () => {
       this.loaded = false;
+      this.lastLoad = undefined;
       await this.engine?.unload();
     });
+  }
+
+  async documentsAdd(input: DocumentInput, onProgress: ((p: DocumentProgress) => void) | undefined, requestId: number): Promise<DocumentInfo> {
+    const ctrl = this.register(requestId);
+    try {
+      return await this.exclusive(async () => {
+        const engine = await this.modelAfterLoss(ctrl.signal);
+        const send = onProgress ? (p: DocumentProgress) => void Promise.resolve(onProgress({ ...p })).catch(() => undefined) : undefined;
+        return await this.guardDevice(() => docsOf(engine).add(input, { signal: ctrl.signal, onProgress: send }));
+      });
+    } finally {
+      this.requests.delete(requestId);
+      release(onProgress);
+    }
+  }
+
+  documentsList(): Promise<DocumentInfo[]> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).list());
+  }
+
+  documentsGet(id: string): Promise<DocumentInfo | undefined> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).get(id));
+  }
+
+  documentsRemove(id: string): Promise<boolean> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).remove(id));
+  }
+
+  documentsClear(): Promise<void> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).clear());
+  }
+
+  documentsPin(id: string, pinned: boolean): Promise<DocumentInfo> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).pin(id, pinned));
+  }
+
+  documentsStats(): Promise<DocumentStats> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).stats());
+  }
+
+  async documentsExport(id: string): Promise<Uint8Array> {
+    const bytes = await this.exclusive(async () => {
+      const engine = await this.modelAfterLoss();
+      return this.guardDevice(() => docsOf(engine).export(id));
+    });
+    return transfer(bytes, [bytes.buffer as ArrayBuffer]);
+  }
+
+  async documentsImport(pack: Uint8Array | Blob | { url: string }): Promise<DocumentInfo> {
+    const bytes = await readPack(pack);
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).import(bytes));
+  }
+
+  subscribeDocuments(listener: (c: StoreChange) => void): number {
+    const id = this.nextSubscription++;
+    const sub: { listener: (c: StoreChange) => void; off?: () => void } = { listener };
+    this.subscriptions.set(id, sub);
+    sub.off = this.engine?.documents?.onChange((c) => void Promise.resolve(listener(c)).catch(() => undefined));
+    return id;
+  }
+
+  unsubscribeDocuments(id: number): void {
+    const sub = this.subscriptions.get(id);
+    sub?.off?.();
+    this.subscriptions.delete(id);
+    release(sub?.listener);
+  }
+
+  simulateDeviceLoss(): void {
+    const device = this.engine?.device;
+    if (!device) throw new InvalidRequestError('no-device', 'no GPU device is open; load a model first');
+    device.destroy();
+  }
+
+  /**
+   * The loaded engine; after a lost device, a new one with the last model loaded again (the
+   * documents come back from the store as their chunks are used).
+   */
+  private async modelAfterLoss(signal?: AbortSignal): Promise<EngineLike> {
+    if (!this.loaded && this.deviceLost && this.lastLoad) {
+      const { source, opts } = this.lastLoad;
+      const engine = await this.openEngine();
+      const bytes = await (this.host.openSource ?? openModelSource)(source, signal ?? new AbortController().signal);
+      await engine.load(bytes, { ...opts, signal });
+      this.loaded = true;
+      this.deviceLost = false;
+    }
+    return this.requireModel();
+  }
+
+  /** Reports a call that failed because the device went away as GPUError 'device-lost'. */
+  private async guardDevice<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (err) {
+      if (this.deviceLost && !(err instanceof ChunklmError && err.code === 'device-lost')) {
+        throw new GPUError('device-lost', `the GPU device was lost during the request (${(err as Error)?.message ?? String(err)}); the next request loads the model again`);
+      }
+      throw err;
+    }
   }
 
   private register(requestId: number): AbortController {
@@ -209,14 +342,23 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
     if (!this.enginePromise) {
       const attempt: Promise<EngineLike> = this.host
         .openEngine(() => {
-          // Device lost: forget this engine so that the next load acquires a new device.
+          // Device lost: forget this engine so that the next request acquires a new device.
           if (this.enginePromise !== attempt) return;
           this.enginePromise = undefined;
           this.engine = undefined;
           this.loaded = false;
+          this.deviceLost = true;
         })
         .then(
-          (engine) => (this.engine = engine),
+          (engine) => {
+            this.engine = engine;
+            // Subscriptions follow the engine across device losses.
+            for (const sub of this.subscriptions.values()) {
+              sub.off?.();
+              sub.off = engine.documents?.onChange((c) => void Promise.resolve(sub.listener(c)).catch(() => undefined));
+            }
+            return engine;
+          },
           (err: unknown) => {
             // A failed start (no WebGPU, device refused) is retried by the next load.
             this.enginePromise = undefined;
@@ -233,6 +375,28 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
     this.tail = run.catch(() => undefined);
     return run;
   }
+}
+
+function docsOf(engine: EngineLike): EngineDocuments {
+  if (!engine.documents) throw new InvalidRequestError('no-documents', 'this engine keeps no documents');
+  return engine.documents;
+}
+
+async function readPack(pack: Uint8Array | Blob | { url: string }): Promise<Uint8Array> {
+  if (pack instanceof Uint8Array) return pack;
+  if (typeof Blob !== 'undefined' && pack instanceof Blob) return new Uint8Array(await pack.arrayBuffer());
+  if (pack && typeof (pack as { url?: unknown }).url === 'string') {
+    const url = (pack as { url: string }).url;
+    let res: Response;
+    try {
+      res = await fetch(url);
+    } catch (err) {
+      throw new StorageError('pack-fetch-failed', `cannot fetch the .kvpack at ${url}: ${(err as Error).message}`, { url });
+    }
+    if (!res.ok) throw new StorageError('pack-fetch-failed', `fetching the .kvpack at ${url} answered HTTP ${res.status}`, { url, status: res.status });
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  throw new InvalidRequestError('bad-pack', 'a .kvpack is given as bytes (Uint8Array), a Blob or {url}');
 }
 
 /** Forwards progress at most every PROGRESS_INTERVAL_MS, always forwarding phase changes and the last event. */

@@ -5,6 +5,9 @@ import { expose } from 'comlink';
 import { Engine } from '../engine/engine.ts';
 import { GPUError } from '../errors.ts';
 import { describeAdapter, requestChunklmDevice } from '../gpu/context.ts';
+import { IdbStore } from '../kv/idb-store.ts';
+import { MemoryStore } from '../kv/memory-store.ts';
+import type { PersistentStore } from '../kv/store.ts';
 import { viteShaderSources } from '../gpu/shaders-vite.ts';
 import { ChunklmWorkerService, type EngineLike } from './api.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
@@ -24,12 +27,32 @@ async function requestBrowserAdapter(): Promise<GPUAdapter> {
   return adapter;
 }
 
+/** One store per origin: every tab of the origin shares it. */
+const STORE_NAME = 'chunklm';
+
+let storePromise: Promise<PersistentStore> | undefined;
+
+/**
+ * Documents and chunk KV persist in this origin's IndexedDB, shared by every engine this Worker
+ * opens (a lost device makes a new engine; the store stays). Where IndexedDB cannot be opened
+ * (a private window that refuses it), documents live in memory for this session and the console
+ * says so.
+ */
+function openStore(): Promise<PersistentStore> {
+  storePromise ??= IdbStore.open(STORE_NAME).catch((err: unknown) => {
+    console.warn(`chunklm: documents will not persist: ${(err as Error)?.message ?? String(err)}`);
+    return new MemoryStore();
+  });
+  return storePromise;
+}
+
 /** The one place that knows how the browser host builds an engine. */
 async function openBrowserEngine(onLost: () => void): Promise<EngineLike> {
   const adapter = await requestBrowserAdapter();
   const { device, features } = await requestChunklmDevice(adapter);
   void device.lost.then(onLost);
-  return new Engine(device, { shaders: viteShaderSources, features, adapterInfo: describeAdapter(adapter.info) });
+  const store = await openStore();
+  return new Engine(device, { shaders: viteShaderSources, features, adapterInfo: describeAdapter(adapter.info), store });
 }
 
 installErrorTransfer();

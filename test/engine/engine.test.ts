@@ -50,7 +50,7 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
   it('documents: chunks are computed once, reused by later requests, and k ≥ chunk length equals full', async () => {
     const engine = await storiesEngine();
     const input = {
-      documents: ['Lily had a red ball. She liked to throw it high in the sky.\n\nOne day the ball fell in the pond.', 'Tom was a big dog. He liked to run in the park.'],
+      texts: ['Lily had a red ball. She liked to throw it high in the sky.\n\nOne day the ball fell in the pond.', 'Tom was a big dog. He liked to run in the park.'],
       question: 'Then Lily and Tom',
     };
     const full = await engine.complete(input, { maxTokens: 12, method: 'full' });
@@ -88,12 +88,12 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
     expect(again.reusedTokens).toBe(again.promptTokens.length - 1);
     expect(again.tokens).toEqual(full.tokens);
     await expect(engine.complete(story, { method: 'attnlink' })).rejects.toThrow(InvalidRequestError);
-    await expect(engine.complete({ documents: ['Lily.'], question: 'Tom' }, { method: 'cacheblend', ratio: 2 })).rejects.toThrow(/ratio must be in \[0, 1\]/);
+    await expect(engine.complete({ texts: ['Lily.'], question: 'Tom' }, { method: 'cacheblend', ratio: 2 })).rejects.toThrow(/ratio must be in \[0, 1\]/);
   });
 
   it('documents: chunks share one BOS by default, or carry their own with chunkBos', async () => {
     const engine = await storiesEngine();
-    const input = { documents: ['Lily had a red ball.', 'Tom was a big dog.'], question: 'Then they' };
+    const input = { texts: ['Lily had a red ball.', 'Tom was a big dog.'], question: 'Then they' };
     const plain = await engine.complete(input, { maxTokens: 2, method: 'naive' });
     const bos = await engine.complete(input, { maxTokens: 2, method: 'naive', chunkBos: true });
     const bosId = engine.tokenizer.bosId;
@@ -103,8 +103,8 @@ describe.skipIf(!stories)(stories ? 'engine on stories260K' : missingShared('mod
     expect(count(plain.promptTokens)).toBe(1);
     expect(bos.promptTokens.length).toBe(plain.promptTokens.length + bos.chunks!.length - 1);
     expect(bos.chunks!.map((c) => c.id)).not.toEqual(plain.chunks!.map((c) => c.id));
-    expect(engine.promptTokens(input)).toEqual(plain.promptTokens);
-    expect(engine.promptTokens(input, { chunkBos: true })).toEqual(bos.promptTokens);
+    expect(await engine.promptTokens(input)).toEqual(plain.promptTokens);
+    expect(await engine.promptTokens(input, { chunkBos: true })).toEqual(bos.promptTokens);
   });
 
   it('stop strings end generation without emitting the stop text', async () => {

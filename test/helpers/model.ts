@@ -1,4 +1,5 @@
-// Loading models onto the test GPU, and decoding token pieces without the tokenizer (so the
+// Loading models onto the test GPU (KV in f32 unless asked, so comparisons with the f64 CPU
+// reference keep tight tolerances), and decoding token pieces without the tokenizer (so the
 // forward-pass tests do not depend on it).
 import { FileSource } from '../../src/gguf/node-file-source.ts';
 import { MemorySource, type ByteSource } from '../../src/gguf/source.ts';
@@ -16,10 +17,11 @@ export async function loadGpuModel(
   pathOrBytes: string | Uint8Array,
   maxContext = 256,
   maxBatch?: number,
+  kvDtype: 'f32' | 'f16' = 'f32',
 ): Promise<{ model: GpuModel; file: GGUFFile; source: ByteSource }> {
   const source = await openSource(pathOrBytes);
   const file = await parseGGUF(source);
-  const model = await GpuModel.load(ctx, source, file, configFromGGUF(file), { maxContext, maxBatch });
+  const model = await GpuModel.load(ctx, source, file, configFromGGUF(file), { maxContext, maxBatch, kvDtype });
   return { model, file, source };
 }
 

@@ -37,6 +37,8 @@ const fakeInfo: ModelInfo = {
   hasChatTemplate: false,
   adapter: 'none',
   features: { shaderF16: false, subgroups: false },
+  kvDtype: 'f16',
+  kvBudgetTokens: 512,
 };
 
 /** Emits token ids 10, 11, 12, ... (text "a", "b", ...) one every `stepMs`, honouring the signal like the real engine. */
