@@ -57,6 +57,10 @@ export interface ClientDocuments {
   import(pack: Uint8Array | Blob | string | URL): Promise<DocumentInfo>;
   /** Called when another tab adds, removes or changes documents; returns the unsubscribe. */
   onChange(listener: (change: StoreChange) => void): () => void;
+  /** Bytes of chunk records IndexedDB may hold (default: half the origin's quota); evicts at once when over. */
+  setBudget(bytes: number): Promise<void>;
+  /** Empties the GPU pool's or the memory tier's cached chunks; IndexedDB keeps them. Returns how many went. */
+  evict(tier: 'gpu' | 'memory'): Promise<number>;
 }
 
 export class ChunklmClient {
@@ -90,6 +94,8 @@ export class ChunklmClient {
         const spec = typeof pack === 'string' || pack instanceof URL ? { url: resolveUrl(String(pack)) } : pack;
         return this.call(() => w.documentsImport(spec));
       },
+      setBudget: (bytes) => this.call(() => w.documentsSetBudget(bytes)),
+      evict: (tier) => this.call(() => w.documentsEvict(tier)),
       onChange: (listener) => {
         const sub = this.call(() => w.subscribeDocuments(proxy(listener)));
         return () => void sub.then((n) => w.unsubscribeDocuments(n)).catch(() => undefined);

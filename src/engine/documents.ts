@@ -322,6 +322,7 @@ export class DocumentLibrary {
       corrupt: cache?.corrupt ?? 0,
       evictions: { gpu: cache?.evictions.gpu ?? 0, memory: cache?.evictions.memory ?? 0, store: this.storeEvictions },
       collected: this.collected,
+      io: cache?.io ?? { readBytes: 0, readMs: 0, writeBytes: 0, writeMs: 0 },
       warnings: [...this.warnings],
     };
   }

@@ -122,6 +122,10 @@ export interface EngineDocuments {
   import(pack: Uint8Array): Promise<DocumentInfo>;
   /** Changes made by other tabs sharing the store. */
   onChange(listener: (c: StoreChange) => void): () => void;
+  /** Bytes of chunk records the store may hold; least recently used chunks of unpinned documents go first. */
+  setBudget(bytes: number): Promise<void>;
+  /** Empties the pool's or the memory tier's cached chunks (the store keeps them); returns how many went. */
+  evict(tier: 'gpu' | 'memory'): Promise<number>;
 }
 
 export class Engine {
@@ -149,6 +153,14 @@ export class Engine {
       export: (id) => this.exclusive(() => lib.exportPack(id, this.libraryModel())),
       import: (pack) => lib.importPack(pack, this.libraryModel()),
       onChange: (l) => lib.onChange(l),
+      setBudget: async (bytes) => {
+        lib.setBudget(bytes);
+        await lib.enforceBudget(this.loadedLibraryModel());
+      },
+      evict: async (tier) => {
+        if (tier !== 'gpu' && tier !== 'memory') throw new InvalidRequestError('bad-tier', `a tier to evict is 'gpu' or 'memory', got '${String(tier)}'`);
+        return this.loaded ? this.loaded.cache.evictTier(tier) : 0;
+      },
     };
   }
 

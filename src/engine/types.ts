@@ -227,5 +227,7 @@ export interface DocumentStats {
   evictions: { gpu: number; memory: number; store: number };
   /** Chunks no manifest named, removed at start-up. */
   collected: number;
+  /** Store traffic of the chunk cache since the model loaded (records read for requests, written after). */
+  io: { readBytes: number; readMs: number; writeBytes: number; writeMs: number };
   warnings: string[];
 }

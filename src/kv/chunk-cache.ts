@@ -80,6 +80,8 @@ export interface ChunkCacheStats {
   corrupt: number;
   evictions: { gpu: number; memory: number };
   heldPrompts: number;
+  /** Store traffic of this cache: bytes and milliseconds spent reading and writing records. */
+  io: { readBytes: number; readMs: number; writeBytes: number; writeMs: number };
 }
 
 interface GpuEntry {
@@ -99,6 +101,7 @@ export class ChunkCache {
   private readonly prompts: { kv: ChunkKV; pins: number }[] = [];
   private readonly maxHeldPrompts: number;
   private readonly counters = { hits: { gpu: 0, memory: 0, store: 0 }, misses: 0, corrupt: 0, evictions: { gpu: 0, memory: 0 } };
+  private readonly io = { readBytes: 0, readMs: 0, writeBytes: 0, writeMs: 0 };
   store: ChunkStore | undefined;
 
   constructor(
@@ -190,7 +193,10 @@ export class ChunkCache {
   async persist(records: readonly (readonly [string, Uint8Array])[]): Promise<StorageError | undefined> {
     if (!this.store || records.length === 0) return undefined;
     try {
+      const t0 = performance.now();
       await this.store.putChunks(records);
+      this.io.writeMs += performance.now() - t0;
+      this.io.writeBytes += records.reduce((n, [, b]) => n + b.byteLength, 0);
       return undefined;
     } catch (err) {
       if (err instanceof StorageError) return err;
@@ -273,7 +279,32 @@ export class ChunkCache {
       corrupt: this.counters.corrupt,
       evictions: { ...this.counters.evictions },
       heldPrompts: this.prompts.length,
+      io: { ...this.io },
     };
+  }
+
+  /**
+   * Empties a tier: 'gpu' releases every unpinned chunk and held prompt (their pages return to
+   * the pool), 'memory' drops the encoded records kept in this process. The store is untouched.
+   */
+  evictTier(tier: 'gpu' | 'memory'): number {
+    if (tier === 'memory') {
+      const n = this.memory.size;
+      this.counters.evictions.memory += n;
+      this.memory.clear();
+      this.memoryBytes = 0;
+      return n;
+    }
+    let n = 0;
+    for (const [id, e] of this.gpu) {
+      if (e.pins > 0) continue;
+      e.kv.release();
+      this.gpu.delete(id);
+      n++;
+    }
+    this.counters.evictions.gpu += n;
+    for (let i = this.prompts.length - 1; i >= 0; i--) if (this.prompts[i].pins === 0) this.prompts.splice(i, 1)[0].kv.release();
+    return n;
   }
 
   /** Counts a corrupt record found outside acquire (a document's integrity check). */
@@ -329,7 +360,11 @@ export class ChunkCache {
 
   private async readStore(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     try {
-      return await this.store!.getChunks(ids);
+      const t0 = performance.now();
+      const got = await this.store!.getChunks(ids);
+      this.io.readMs += performance.now() - t0;
+      this.io.readBytes += got.reduce((n, b) => n + (b?.byteLength ?? 0), 0);
+      return got;
     } catch {
       // A store that cannot be read is a miss for every chunk: the request goes on without it.
       return ids.map(() => undefined);

@@ -98,6 +98,8 @@ export interface ChunklmWorkerApi {
   /** Calls `listener` when another tab changes the documents; returns a subscription id for unsubscribe. */
   subscribeDocuments(listener: (c: StoreChange) => void): number;
   unsubscribeDocuments(id: number): void;
+  documentsSetBudget(bytes: number): Promise<void>;
+  documentsEvict(tier: 'gpu' | 'memory'): Promise<number>;
   /** Destroys the GPU device as a driver reset would (for tests of recovery). */
   simulateDeviceLoss(): void;
 }
@@ -269,6 +271,14 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
   async documentsImport(pack: Uint8Array | Blob | { url: string }): Promise<DocumentInfo> {
     const bytes = await readPack(pack);
     return this.exclusive(async () => docsOf(await this.modelAfterLoss()).import(bytes));
+  }
+
+  documentsSetBudget(bytes: number): Promise<void> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).setBudget(bytes));
+  }
+
+  documentsEvict(tier: 'gpu' | 'memory'): Promise<number> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).evict(tier));
   }
 
   subscribeDocuments(listener: (c: StoreChange) => void): number {
