@@ -298,3 +298,47 @@ describe('ChunklmClient over the Worker API', () => {
     await expect(client.tokenize('x')).rejects.toMatchObject({ name: 'WorkerError', code: 'disposed' });
   });
 });
+
+describe('the Worker after a lost GPU device', () => {
+  it('fails the running answer with the engine’s error, then reopens an engine and loads the last model again for the next request', async () => {
+    const engines: ScriptedEngine[] = [];
+    let lose: (() => void) | undefined;
+    const { port1, port2 } = new MessageChannel();
+    const service = new ChunklmWorkerService({
+      openEngine: async (onLost) => {
+        lose = onLost;
+        const e = new ScriptedEngine();
+        engines.push(e);
+        return e;
+      },
+      openSource: async (spec) => new MemorySource(new Uint8Array(1024), 'url' in spec ? spec.url : 'blob'),
+    });
+    expose(service, port2);
+    const client = await ChunklmClient.create({ worker: port1 });
+    cleanups.push(() => {
+      client.dispose();
+      port1.close();
+      port2.close();
+    });
+    await client.load('http://localhost/m.gguf');
+    expect(engines.length).toBe(1);
+    // The device goes away: the host reports it, and the next generate needs no load() from the page.
+    lose!();
+    const stream = client.generate('x', { maxTokens: 3 });
+    let text = '';
+    for await (const ev of stream) text += ev.text;
+    expect(text).toBe('abc');
+    expect(engines.length).toBe(2);
+    expect(engines[1].loads).toBe(1);
+    // Without a model ever loaded there is nothing to replay: the request is refused as before.
+    await client.unload();
+    lose!();
+    await expect(client.generate('x').result).rejects.toMatchObject({ name: 'InvalidRequestError', code: 'no-model' });
+  });
+
+  it('documents calls on an engine without documents are refused with a typed error', async () => {
+    const { client } = await connect();
+    await client.load('http://localhost/m.gguf');
+    await expect(client.documents.list()).rejects.toMatchObject({ name: 'InvalidRequestError', code: 'no-documents' });
+  });
+});
