@@ -332,6 +332,8 @@ export class Engine {
       const stop = new StopMatcher(opts.stop ?? []);
       const growth = Math.min(maxTokens, model.maxContext - promptTokens.length) + 1;
       const t0 = performance.now();
+      // The last answer's sequence holds pages until the next one starts: give them back first.
+      await model.beginSequence();
       let next: number;
       if (docs && method !== 'full' && method !== 'prefix') {
         const rule: RecomputeRule = method === 'cacheblend' ? { blend: { ratio } } : { k: method === 'naive' ? 0 : k };
@@ -540,11 +542,12 @@ export class Engine {
     return this.loaded ? this.libraryModel() : undefined;
   }
 
-  /** Runs a call that uses the GPU, refusing it while a generation runs. */
+  /** Runs a call that uses the GPU, refusing it while a generation runs; the last answer's pages go back to the pool first. */
   private async exclusive<T>(f: () => Promise<T>): Promise<T> {
     if (this.busy) throw new InvalidRequestError('busy', 'another request is running on this engine; wait for it or cancel it');
     this.busy = true;
     try {
+      await this.loaded?.model.beginSequence();
       return await f();
     } finally {
       this.busy = false;
