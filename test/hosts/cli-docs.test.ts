@@ -1,6 +1,6 @@
 // `chunklm generate --doc`: documents split into chunks, linked in front of the prompt.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { missingShared, projectRoot, sharedFile } from '../helpers/shared.ts';
 const stories = sharedFile('models/stories260K.gguf');
 
 function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [resolve(projectRoot, 'bin/chunklm.mjs'), ...args], { cwd: projectRoot, encoding: 'utf8', timeout: 180_000 });
+  const r = spawnSync(process.execPath, [resolve(projectRoot, 'bin/chunklm.mjs'), ...args], { cwd: projectRoot, encoding: 'utf8', timeout: 300_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -17,7 +17,7 @@ describe('chunklm CLI --doc usage errors', () => {
   it('--method without --doc, an unknown method and a bad k exit with status 2', () => {
     const a = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--method', 'naive']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toContain('--method, --k, --ratio, --chunk-bos and --cache-dir apply to --doc requests');
+    expect(a.stderr).toContain('--method applies only to documents requests (--doc or --ask-docs)');
     const b = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--doc', 'd.txt', '--method', 'magic']);
     expect(b.code).toBe(2);
     expect(b.stderr).toContain("--method must be one of full, prefix, naive, attnlink, cacheblend, got 'magic'");
@@ -34,7 +34,8 @@ describe('chunklm CLI --doc usage errors', () => {
 });
 
 describe.skipIf(!stories)(stories ? 'chunklm generate --doc on stories260K' : missingShared('models/stories260K.gguf'), () => {
-  it('--json reports chunks and token accounting; attnlink with k beyond the chunk length equals full', () => {
+  // Five processes that each start Dawn: minutes on a busy machine.
+  it('--json reports chunks and token accounting; attnlink with k beyond the chunk length equals full', { timeout: 600_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'chunklm-docs-'));
     writeFileSync(join(dir, 'a.txt'), 'Lily had a red ball. She liked to throw it high in the sky.\n\nOne day the ball fell in the pond.\n');
     writeFileSync(join(dir, 'b.txt'), 'Tom was a big dog. He liked to run in the park.\n');
@@ -64,26 +65,27 @@ describe.skipIf(!stories)(stories ? 'chunklm generate --doc on stories260K' : mi
     expect(prefix.computedTokens).toBe(f.promptTokens.length);
   });
 
-  it('--cache-dir keeps chunk KV between runs: the second process reuses it and generates the same text', () => {
+  it('--doc with --store adds the file as a document, so the next process reuses its chunks; --cache-dir is the old name of --store', { timeout: 300_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'chunklm-cache-'));
     writeFileSync(join(dir, 'a.txt'), 'Lily had a red ball. She liked to throw it high in the sky.\n\nOne day the ball fell in the pond.\n');
-    const args = ['generate', '--model', stories!, '--doc', join(dir, 'a.txt'), '--prompt', 'Then Lily', '--max-tokens', '8', '--k', '2', '--cache-dir', join(dir, 'kv'), '--json'];
-    const first = JSON.parse(cli(args).stdout);
-    expect(first.chunks.every((c: { cached: boolean }) => !c.cached)).toBe(true);
-    expect(first.reusedTokens).toBe(0);
-    const second = JSON.parse(cli(args).stdout);
-    expect(second.chunks.every((c: { cached: boolean }) => c.cached)).toBe(true);
-    expect(second.reusedTokens).toBe(first.computedTokens - second.computedTokens);
+    const args = ['generate', '--model', stories!, '--doc', join(dir, 'a.txt'), '--prompt', 'Then Lily', '--max-tokens', '8', '--k', '2', '--json'];
+    const run = cli([...args, '--store', join(dir, 'kv')]);
+    expect(run.code).toBe(0);
+    const first = JSON.parse(run.stdout);
+    // Added (and computed) in this process before the question: linked from the GPU pool or memory.
+    expect(first.added.map((d: { id: string }) => d.id)).toEqual(['a']);
+    expect(first.added[0].computedChunks).toBe(first.added[0].chunks);
+    expect(first.chunks.every((c: { source: string; document: string }) => (c.source === 'gpu' || c.source === 'memory') && c.document === 'a')).toBe(true);
+    expect(existsSync(join(dir, 'kv', 'documents', 'a.json'))).toBe(true);
+    for (const c of first.chunks) expect(existsSync(join(dir, 'kv', 'chunks', `${c.id}.clkv`))).toBe(true);
+    const old = cli([...args, '--cache-dir', join(dir, 'kv')]);
+    expect(old.code).toBe(0);
+    expect(old.stderr).toContain('--cache-dir is deprecated: use --store DIR');
+    const second = JSON.parse(old.stdout);
+    expect(second.added[0].computedChunks).toBe(0);
+    expect(second.chunks.every((c: { source: string; cached: boolean }) => c.source === 'store' && c.cached)).toBe(true);
+    expect(second.reusedTokens).toBe(first.reusedTokens);
     expect(second.reusedTokens).toBeGreaterThan(0);
     expect(second.tokens).toEqual(first.tokens);
-    // A corrupted entry is reported, not used.
-    const file = join(dir, 'kv', `${first.chunks[0].id}.clkv`);
-    const bytes = readFileSync(file);
-    bytes[bytes.length - 1] ^= 0xff;
-    writeFileSync(file, bytes);
-    const broken = cli(args);
-    expect(broken.code).toBe(1);
-    expect(broken.stderr).toContain('KVCacheError');
-    expect(broken.stderr).toContain('checksum mismatch');
   });
 });
