@@ -29,6 +29,17 @@ export interface ResolvedDocument {
   current: boolean;
 }
 
+/** A document being read: what add() knows before its chunks are computed. */
+interface PendingDocument {
+  input: DocumentInput;
+  id: string;
+  title: string;
+  hash: string;
+  settings: Record<string, string | number | boolean>;
+  previous: DocumentManifest | undefined;
+  chunks: ReadChunk[];
+}
+
 export interface DocumentLibraryOptions {
   /** Bytes of chunk records the store may hold (default: half of what navigator.storage.estimate() reports, else unlimited). */
   budgetBytes?: number;
@@ -37,6 +48,17 @@ export interface DocumentLibraryOptions {
 /** Records are written in transactions of about this many bytes (few large records beat many small ones). */
 const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
 const MAX_WARNINGS = 20;
+/**
+ * While a document is being read, a pending manifest under its own key names the chunks already
+ * written, so another tab opening the store meanwhile does not collect them as orphans. One older
+ * than the grace period belongs to a writer that died: it is dropped and its chunks collected.
+ */
+const PENDING_PREFIX = '\u0001pending/';
+const PENDING_GRACE_MS = 10 * 60 * 1000;
+
+function isPending(m: DocumentManifest): boolean {
+  return m.id.startsWith(PENDING_PREFIX);
+}
 const ID_PATTERN = /^[\w.:/@+-][\w .:/@+#?&=%~-]{0,255}$/;
 
 export class DocumentLibrary {
@@ -60,7 +82,10 @@ export class DocumentLibrary {
   /** Collects chunks no manifest names, asks for persistent storage and reads the budget; once. */
   open(): Promise<void> {
     this.opened ??= (async () => {
-      const [ids, manifests] = await Promise.all([this.store.chunkIds(), this.store.listManifests()]);
+      const [ids, all] = await Promise.all([this.store.chunkIds(), this.store.listManifests()]);
+      const stale = all.filter((m) => isPending(m) && Date.now() - m.createdAt > PENDING_GRACE_MS);
+      if (stale.length > 0) await this.store.deleteManifests(stale.map((m) => m.id));
+      const manifests = all.filter((m) => !stale.includes(m));
       const named = new Set(manifests.flatMap((m) => m.chunks.map((c) => c.id)));
       const orphans = ids.filter((id) => !named.has(id));
       if (orphans.length > 0) await this.store.deleteChunks(orphans);
@@ -104,6 +129,32 @@ export class DocumentLibrary {
     opts.onProgress?.({ phase: 'tokenize', done: 0, total: 0 });
     const previous = await this.store.getManifest(id);
     const chunks = await readDocument(input.text, model.tokenizer, model.fingerprint, model.settings);
+    const pendingId = `${PENDING_PREFIX}${hash.slice(0, 16)}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    await this.store.putManifest({
+      version: DOCUMENT_MANIFEST_VERSION,
+      id: pendingId,
+      title: `(reading ${id})`,
+      text: '',
+      textHash: hash,
+      modelFingerprint: model.fingerprint,
+      settings,
+      chunks: chunks.map((c) => ({ id: c.id, tokens: [], start: c.start, end: c.end, bytes: 0 })),
+      tokens: 0,
+      bytes: 0,
+      createdAt: Date.now(),
+      lastUsedAt: Date.now(),
+      pinned: false,
+    });
+    try {
+      return await this.addChunks({ input, id, title, hash, settings, previous, chunks }, model, opts);
+    } finally {
+      await this.store.deleteManifests([pendingId]).catch(() => undefined);
+    }
+  }
+
+  /** The rest of add: chunks not stored yet are computed and written, then the manifest. */
+  private async addChunks(doc: PendingDocument, model: LibraryModel, opts: DocumentAddOptions): Promise<DocumentInfo> {
+    const { input, id, title, hash, settings, previous, chunks } = doc;
     const total = chunks.length;
     opts.onProgress?.({ phase: 'compute', done: 0, total });
     const stored = new Set(await this.store.chunkIds());
@@ -174,12 +225,13 @@ export class DocumentLibrary {
 
   async list(model?: LibraryModel): Promise<DocumentInfo[]> {
     await this.open();
-    const all = await this.store.listManifests();
+    const all = await this.documents();
     return all.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)).map((m) => this.info(m, model));
   }
 
   async get(id: string, model?: LibraryModel): Promise<DocumentInfo | undefined> {
     await this.open();
+    if (id.startsWith(PENDING_PREFIX)) return undefined;
     const m = await this.store.getManifest(id);
     return m && this.info(m, model);
   }
@@ -224,7 +276,7 @@ export class DocumentLibrary {
   async resolve(ids: readonly string[] | 'all', model: LibraryModel): Promise<ResolvedDocument[]> {
     await this.open();
     let manifests: DocumentManifest[];
-    if (ids === 'all') manifests = (await this.store.listManifests()).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+    if (ids === 'all') manifests = (await this.documents()).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
     else {
       if (!Array.isArray(ids) || ids.some((d) => typeof d !== 'string')) {
         throw new InvalidRequestError('bad-documents', "documents must be an array of document ids or 'all'");
@@ -297,7 +349,7 @@ export class DocumentLibrary {
 
   async stats(model?: LibraryModel): Promise<DocumentStats> {
     await this.open();
-    const manifests = await this.store.listManifests();
+    const manifests = await this.documents();
     const cache = model?.cache.stats();
     const est = await this.store.estimate?.().catch(() => undefined);
     const unique = new Map<string, number>();
@@ -404,7 +456,7 @@ export class DocumentLibrary {
    * are never deleted. Returns the bytes freed.
    */
   async enforceBudget(model?: LibraryModel, extra = 0): Promise<number> {
-    const manifests = await this.store.listManifests();
+    const manifests = await this.documents();
     const sizes = new Map<string, number>();
     const lastUsed = new Map<string, number>();
     const pinned = new Set<string>();
@@ -462,7 +514,7 @@ export class DocumentLibrary {
 
   private async storedBytes(): Promise<number> {
     const sizes = new Map<string, number>();
-    for (const m of await this.store.listManifests()) for (const c of m.chunks) if (c.bytes > 0) sizes.set(c.id, c.bytes);
+    for (const m of await this.documents()) for (const c of m.chunks) if (c.bytes > 0) sizes.set(c.id, c.bytes);
     return [...sizes.values()].reduce((a, b) => a + b, 0);
   }
 
@@ -471,7 +523,7 @@ export class DocumentLibrary {
     const out = new Map<string, number>();
     if (ids.length === 0) return out;
     const want = new Set(ids);
-    for (const m of await this.store.listManifests()) for (const c of m.chunks) if (want.has(c.id) && c.bytes > 0) out.set(c.id, c.bytes);
+    for (const m of await this.documents()) for (const c of m.chunks) if (want.has(c.id) && c.bytes > 0) out.set(c.id, c.bytes);
     const unknown = ids.filter((id) => !out.has(id));
     if (unknown.length > 0) {
       const got = await this.store.getChunks(unknown);
@@ -486,6 +538,11 @@ export class DocumentLibrary {
     if (drop.length === 0) return;
     await this.store.deleteChunks(drop);
     model?.cache.forget(drop);
+  }
+
+  /** Manifests of documents (not the pending ones of reads in progress). */
+  private async documents(): Promise<DocumentManifest[]> {
+    return (await this.store.listManifests()).filter((m) => !isPending(m));
   }
 
   private async putManifest(m: DocumentManifest): Promise<void> {

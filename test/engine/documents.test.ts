@@ -190,6 +190,31 @@ describe('documents on a synthetic model', () => {
     f.unload();
   });
 
+  it('a read in progress in another tab keeps its chunks from the collector until it is stale', async () => {
+    const store = new MemoryStore();
+    const e = await engineOn(store);
+    await addAll(e);
+    e.unload();
+    const [template] = await store.listManifests();
+    const fresh = 'cd'.repeat(32);
+    const stale = 'ef'.repeat(32);
+    await store.putChunks([
+      [fresh, new Uint8Array(64)],
+      [stale, new Uint8Array(64)],
+    ]);
+    const pending = (id: string, chunk: string, createdAt: number) => ({ ...template, id, chunks: [{ ...template.chunks[0], id: chunk }], createdAt, lastUsedAt: createdAt });
+    await store.putManifest(pending('\u0001pending/a', fresh, Date.now()));
+    await store.putManifest(pending('\u0001pending/b', stale, Date.now() - 3_600_000));
+    const f = await engineOn(store);
+    const ids = await store.chunkIds();
+    expect(ids).toContain(fresh);
+    expect(ids).not.toContain(stale);
+    expect((await f.documents.list()).map((d) => d.id)).toEqual(['fox', 'sea', 'town']);
+    expect((await f.documents.stats()).documents).toBe(3);
+    expect(await store.getManifest('\u0001pending/b')).toBeUndefined();
+    f.unload();
+  });
+
   it('a storage budget evicts the least recently used chunks, never a pinned document’s, and answers go on', async () => {
     const store = new MemoryStore();
     const e = await engineOn(store);
@@ -275,5 +300,28 @@ describe('documents on a synthetic model', () => {
     const chunkTokens = r.chunks!.reduce((n, c) => n + c.tokens, 0);
     expect(r.reusedTokens).toBe(chunkTokens);
     e.unload();
+  });
+
+  it('records stored as int8 take about half the bytes of f16 and come back from the store; an f32 pool works too', async () => {
+    const f16Store = new MemoryStore();
+    const a = await engineOn(f16Store);
+    const f16 = await a.documents.add({ id: 'fox', text: texts.fox });
+    a.unload();
+    const int8Store = new MemoryStore();
+    const b = await engineOn(int8Store, {}, { storageDtype: 'int8' });
+    const int8 = await b.documents.add({ id: 'fox', text: texts.fox });
+    b.unload();
+    expect(int8.bytes).toBeLessThan(0.7 * f16.bytes);
+    const c = await engineOn(int8Store, {}, { storageDtype: 'int8' });
+    const r = await c.complete({ documents: ['fox'], question: 'the fox' }, { maxTokens: 4, method: 'naive' });
+    expect(r.chunks!.every((x) => x.source === 'store')).toBe(true);
+    expect(r.tokens.length).toBe(4);
+    c.unload();
+    const d = await engineOn(new MemoryStore(), { kvDtype: 'f32' });
+    expect(d.modelInfo!.kvDtype).toBe('f32');
+    const full = await d.complete({ texts: [texts.fox], question: 'the fox' }, { maxTokens: 4, method: 'full' });
+    const exact = await d.complete({ texts: [texts.fox], question: 'the fox' }, { maxTokens: 4, method: 'attnlink', k: 10_000 });
+    expect(exact.tokens).toEqual(full.tokens);
+    d.unload();
   });
 });
