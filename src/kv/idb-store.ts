@@ -5,7 +5,7 @@
 // failures become StorageError, and close() can reach the connections.
 import { delMany, get, getMany, keys, set, setMany, values, type UseStore } from 'idb-keyval';
 import { StorageError } from '../errors.ts';
-import { isDocumentManifest } from './memory-store.ts';
+import { isDocumentManifest } from './store.ts';
 import type { DocumentManifest, PersistentStore, StorageEstimate, StoreChange } from './store.ts';
 
 /**

@@ -9,13 +9,6 @@ export interface MemoryStoreOptions {
   quotaBytes?: number;
 }
 
-/** Whether a stored value has the manifest's shape; the stores skip (and count) those that do not. */
-export function isDocumentManifest(value: unknown): value is DocumentManifest {
-  if (typeof value !== 'object' || value === null) return false;
-  const m = value as Record<string, unknown>;
-  return typeof m.version === 'number' && typeof m.id === 'string' && Array.isArray(m.chunks);
-}
-
 export class MemoryStore implements PersistentStore {
   readonly name = 'memory';
   readonly quotaBytes: number | undefined;

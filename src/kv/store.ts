@@ -4,10 +4,14 @@
 //
 // The contract every implementation keeps:
 // - chunk writes are idempotent (same id, same bytes), so two tabs writing one chunk agree;
-// - `putChunks` writes all of its records in one transaction (all or none);
+// - `putChunks` writes all of its records in one transaction (all or none; a folder renames its
+//   files one by one, so a crash can leave some of them, which no manifest names yet: orphans the
+//   next start collects);
 // - `putManifest` is durable once it resolves (IndexedDB: a 'strict' transaction; a folder: a
-//   renamed file), and is written only after the chunks it names, so a killed writer leaves the
-//   whole document or none of it;
+//   renamed, fsynced file), and is written only after the chunks it names, so a killed writer
+//   leaves the whole document or none of it. Chunk writes are 'relaxed': a power cut (not a
+//   killed tab) can lose a chunk a durable manifest names, which then reads as a miss and is
+//   recomputed;
 // - a record that cannot be read (a missing blob file, NotReadableError) reads as undefined: a miss;
 // - a write the backing storage refuses for lack of room throws StorageError 'quota-exceeded'.
 
@@ -47,6 +51,13 @@ export interface DocumentManifest {
 }
 
 export const DOCUMENT_MANIFEST_VERSION = 1;
+
+/** Whether a stored value has the manifest's shape; the stores skip (and count) those that do not. */
+export function isDocumentManifest(value: unknown): value is DocumentManifest {
+  if (typeof value !== 'object' || value === null) return false;
+  const m = value as Record<string, unknown>;
+  return typeof m.version === 'number' && typeof m.id === 'string' && Array.isArray(m.chunks);
+}
 
 export interface ChunkStore {
   /** The record, or undefined when absent or unreadable (a miss). */

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StorageError } from '../errors.ts';
-import { isDocumentManifest } from '../kv/memory-store.ts';
+import { isDocumentManifest } from '../kv/store.ts';
 import type { DocumentManifest, PersistentStore, StorageEstimate } from '../kv/store.ts';
 
 const CHUNK_ID = /^[0-9a-f]{16,128}$/;
