@@ -14,17 +14,31 @@
 // the reference's tokens so far) is the reference's token, so the teacher-forced argmaxes give the
 // exact-match rate and the matched length without a second decode.
 //
+// On the plain cut, two more sets of rows vary one thing against those numbers, on the same prompts
+// and the same full-prefill reference: what a chunk's KV is computed after (its chunk context: none,
+// a fixed lead-in, or the document's previous tokens, as src/engine/doc-layout.ts lays them out), and
+// how a chunk's KV is stored (f32, f16 or int8 chunk records, src/kv/chunk-record.ts, and an f16 KV
+// pool emulated on the CPU). Each is compared prompt by prompt with its baseline (bench/pic-stats.ts).
+//
 // An optional GPU cross-check runs the first prompt(s) through GpuModel.prefillLinked on the same
 // chunks and compares the logits after the question with this CPU evaluation's.
+import { LEAD_IN_TEXT } from '../src/engine/doc-layout.ts';
+import type { ChunkContextMode } from '../src/engine/types.ts';
 import type { GGUFFile } from '../src/gguf/reader.ts';
 import type { ByteSource } from '../src/gguf/source.ts';
 import { sampleRef } from '../src/gpu/ref/sample.ts';
 import { selectByDeviation } from '../src/kv/cacheblend.ts';
+import { chunkRecordBytes, decodeChunkRecord, encodeChunkRecord, type KvStorageDtype } from '../src/kv/chunk-record.ts';
 import { splitDocument } from '../src/kv/chunker.ts';
-import { attnlinkIndices, cpuBlendDeviationFromSequence, cpuComputeChunk, cpuPrefillLinked, type CpuChunkKV } from '../src/model/cpu-link.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../src/kv/f16.ts';
+import { attnlinkIndices, cpuBlendDeviationFromSequence, cpuComputeChunk, cpuPrefillLinked, type CpuChunkKV, type CpuLinkOptions } from '../src/model/cpu-link.ts';
 import { CpuModel, greedy } from '../src/model/cpu-reference.ts';
 import type { ChunkKV, GpuModel } from '../src/model/gpu-model.ts';
+import { SYNTHETIC_PRESETS } from '../src/model/synthetic.ts';
 import type { Tokenizer } from '../src/tokenizer/index.ts';
+import { mean, median, pairedStats, seededRandom, BOOTSTRAP, type PairedStats } from './pic-stats.ts';
+
+export { seededRandom };
 
 export const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 };
 
@@ -69,8 +83,28 @@ export interface QualityPlan {
    * against the plain cut's full prefill: the prompt a user would otherwise run.
    */
   crossCutPrompts: number;
+  /**
+   * Chunk contexts compared with 'none' on the plain cut: `modes` (besides 'none'), `tokens` of
+   * context each, scored at naive reuse and AttnLink with each of `ks`. Empty modes: none run.
+   */
+  contexts: { modes: readonly Exclude<ChunkContextMode, 'none'>[]; tokens: number; ks: readonly number[] };
+  /**
+   * KV storage on the plain cut: every chunk's rows go through a chunk record in each of `formats`
+   * (f32 rows in, f32 rows out) before linking, scored at naive and AttnLink with each of `ks`;
+   * `f16Pool` adds the f16 pool emulation (see StorageSetting).
+   */
+  storage: { formats: readonly KvStorageDtype[]; ks: readonly number[]; f16Pool: boolean };
   seed: number;
 }
+
+/**
+ * A KV storage setting: a chunk record format, or 'f16-pool', the GPU's f16 KV pool emulated on
+ * the CPU reference without changing it: each chunk computed with every row rounded to f16 right
+ * after its token's step, and every row the link writes (prefix, recomputed tokens, question,
+ * continuation) rounded the same way. It differs from the GPU in one term: a token's own step reads
+ * its own new row before the rounding (the GPU writes it to the pool, then attention reads it).
+ */
+export type StorageSetting = KvStorageDtype | 'f16-pool';
 
 export interface Document {
   opening: string;
@@ -82,6 +116,8 @@ export interface Document {
 
 /** One prompt's numbers for one method. */
 interface Sample {
+  /** Index of the prompt (pairs settings prompt by prompt). */
+  prompt: number;
   /** Mean KL(full ‖ method) over the question positions and the continuation positions. */
   kl: number;
   /** KL after the last question token (the first generated token's distribution). */
@@ -97,6 +133,9 @@ interface Sample {
   computed: number;
   /** cacheblend: chunk tokens run through layers 0..blendLayer to measure the deviation. */
   probed: number;
+  /** Storage settings: mean KL(the same method on f32 rows ‖ this one), and the share of positions with its argmax. */
+  klToF32?: number;
+  top1ToF32?: number;
 }
 
 export interface MethodRow {
@@ -128,6 +167,40 @@ export interface MethodRow {
   reusedShare: number;
 }
 
+/** A method's row with one chunk context (plain cut). */
+export interface ContextRow extends MethodRow {
+  context: ChunkContextMode;
+}
+
+/** A method's row with one KV storage setting (plain cut). */
+export interface StorageRow extends MethodRow {
+  storage: StorageSetting;
+  /** Mean KL(same method on f32 rows ‖ this setting), and the share of positions with the same argmax as it. */
+  klToF32: number;
+  top1ToF32: number;
+}
+
+/** Per-prompt KL of `setting` against `baseline`, same method, same prompts ('all': each prompt once, its KL averaged over sizes). */
+export interface PairedRow {
+  size: number | 'all';
+  label: string;
+  setting: string;
+  baseline: string;
+  /** Greedy exact-match rates of the two over the same units. */
+  exactBaseline: number;
+  exactSetting: number;
+  stats: PairedStats;
+}
+
+/** Bytes per token of a chunk record of n tokens, per storage format, for one model shape. */
+export interface StorageBytesRow {
+  model: string;
+  nLayers: number;
+  kvDim: number;
+  tokens: number;
+  bytesPerToken: Record<KvStorageDtype, number>;
+}
+
 export interface KChoice {
   /** Smallest k meeting the rule, undefined when none does. */
   k: number | undefined;
@@ -144,6 +217,8 @@ export interface GpuCheckRow {
   label: string;
   /** KL(CPU ‖ GPU) of the distribution after the question. */
   klCpuGpu: number;
+  /** The same against the CPU with f16 rows (the f16-pool emulation), when the GPU pool is f16. */
+  klCpuF16Gpu?: number;
   /** Same argmax on both. */
   top1Equal: boolean;
   /** cacheblend: chunk tokens the GPU recomputed that the CPU did not, or the reverse. */
@@ -169,6 +244,23 @@ export interface QualityResult {
    * continuation teacher-forced), beside the plain cut's own numbers on the same prompts.
    */
   crossCut: { size: number; prompts: number; rows: { label: string; bos: MethodRow; plain: MethodRow }[] };
+  /** Plain cut per chunk context ('none' is the plain cut's own rows), per scope. */
+  contextRows: ContextRow[];
+  /** Each context against 'none'. */
+  contextPaired: PairedRow[];
+  /** The context mode the rule picks (CONTEXT_RULE), and why. */
+  contextChoice: { mode: ChunkContextMode; reason: string };
+  contextRule: string;
+  /** The lead-in's token ids (the last `contexts.tokens` of LEAD_IN_TEXT) and their text. */
+  leadIn: { ids: number[]; text: string };
+  /** Plain cut per storage setting ('f32' is the plain cut's own rows: its round trip is checked bit-exact). */
+  storageRows: StorageRow[];
+  /** Each storage setting against f32. */
+  storagePaired: PairedRow[];
+  storageBytes: StorageBytesRow[];
+  /** The GPU cross-check's KV pool element type. */
+  gpuKvDtype?: string;
+  bootstrap: { resamples: number; seed: number };
   rule: string;
   seconds: number;
   /** Seconds per phase: documents, chunk KV, references, methods, GPU check. */
@@ -176,6 +268,10 @@ export interface QualityResult {
 }
 
 export const K_RULE = 'smallest k whose mean KL ≤ 1/10 of naive reuse and whose greedy exact-match rate ≥ 90%';
+
+export const CONTEXT_RULE =
+  "over all sizes (each prompt once, its KL averaged over the sizes), the mode with the lowest mean KL at AttnLink k=1 among those whose 95% bootstrap " +
+  "interval of the paired mean KL difference to 'none' lies entirely below 0 both for naive reuse and for AttnLink k=1; 'none' when no mode qualifies";
 
 const OPENINGS = [
   'Once upon a time',
@@ -191,19 +287,6 @@ const OPENINGS = [
   'The cat',
   'Mom said',
 ];
-
-/** xorshift32 in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
 
 /**
  * Stories sampled on the CPU oracle with the GPU sampler's own TS reference (temperature 0.8,
@@ -336,17 +419,6 @@ function score(c: Case, logits: readonly Float32Array[], q: number): Pick<Sample
   };
 }
 
-function mean(xs: readonly number[]): number {
-  return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
-}
-
-function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 function commonPrefix(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
@@ -364,7 +436,7 @@ export async function runQuality(
 ): Promise<QualityResult> {
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
-  const timing: Record<string, number> = { documents: 0, chunks: 0, references: 0, methods: 0, gpuCheck: 0 };
+  const timing: Record<string, number> = { documents: 0, chunks: 0, references: 0, methods: 0, crossCut: 0, contexts: 0, storage: 0, gpuCheck: 0 };
   const timed = <T>(phase: string, f: () => T): T => {
     const t0 = performance.now();
     try {
@@ -428,13 +500,48 @@ export async function runQuality(
     prompts.push({ docs: order.slice(0, n), question });
   }
 
+  // Chunk contexts (plain cut): the lead-in, or the document's tokens before the chunk ('previous',
+  // none for a story's first chunk: then the chunk is the plain one, the same object).
+  const leadIn = tok.encode(LEAD_IN_TEXT).slice(-plan.contexts.tokens);
+  const ctxCache = new Map<string, CpuChunkKV>();
+  const contextChunksOf = (d: number, size: number, mode: ChunkContextMode): CpuChunkKV[] =>
+    piecesOf(d, size).map((piece, i) => {
+      const context = mode === 'lead-in' ? leadIn : mode === 'previous' ? piecesOf(d, size).slice(0, i).flat().slice(-plan.contexts.tokens) : [];
+      if (context.length === 0) return chunksOf(d, size, 'plain')[i];
+      const key = `${context.join(',')}|${piece.join(',')}`;
+      let c = ctxCache.get(key);
+      if (!c) {
+        c = timed('chunks', () => cpuComputeChunk(cpu, piece, context));
+        ctxCache.set(key, c);
+      }
+      return c;
+    });
+  // Storage settings (plain cut): each chunk's rows through a record, or computed with f16 rows.
+  const nLayers = cpu.config.nLayers;
+  const kvDim = cpu.config.nKvHeads * cpu.config.headDim;
+  const storageSettings: StorageSetting[] = [...plan.storage.formats.filter((f) => f !== 'f32'), ...(plan.storage.f16Pool ? ['f16-pool' as const] : [])];
+  const storedCache = new Map<string, CpuChunkKV>();
+  const storedOf = (ch: CpuChunkKV, setting: StorageSetting): CpuChunkKV => {
+    const key = `${setting}|${ch.tokens.join(',')}`;
+    let c = storedCache.get(key);
+    if (!c) {
+      c = timed('chunks', () => (setting === 'f16-pool' ? cpuComputeChunk(cpu, ch.tokens, [], { afterToken: roundRowF16 }) : throughRecord(ch, setting, nLayers, kvDim)));
+      storedCache.set(key, c);
+    }
+    return c;
+  };
+  const checkF32 = (ch: CpuChunkKV) => {
+    const back = throughRecord(ch, 'f32', nLayers, kvDim);
+    const same = (a: Float32Array[], b: Float32Array[]) => a.every((x, l) => x.every((y, i) => Object.is(y, b[l][i])));
+    if (!same(back.k, ch.k) || !same(back.v, ch.v)) throw new Error('an f32 chunk record did not give back the same rows');
+  };
+
   const specs = methodSpecs(plan);
-  const samples = new Map<string, Sample[]>(); // `${size}:${variant}:${label}`
-  const add = (size: number, v: ChunkVariant, label: string, s: Sample) => {
-    const key = `${size}:${v}:${label}`;
-    const list = samples.get(key) ?? [];
+  const samples = new Map<string, Sample[]>(); // `${size}:${group}:${label}`, group a cut, `ctx:<mode>` or `kv:<setting>`
+  const add = (size: number, key: string, s: Sample) => {
+    const list = samples.get(`${size}:${key}`) ?? [];
     list.push(s);
-    samples.set(key, list);
+    samples.set(`${size}:${key}`, list);
   };
   const earlier = new Map<string, number[][]>(); // prefix cache: earlier prompts' tokens per size and cut
   const q = plan.questionTokens;
@@ -443,6 +550,7 @@ export async function runQuality(
   const chunkSums = new Map<number, number>();
   const gpuCheck: GpuCheckRow[] = [];
   const cross = new Map<string, Sample[]>(); // label -> bos-cut samples scored against the plain reference
+  let f32Checked = 0;
   let crossPrompts = 0;
 
   let perPrompt = 0; // seconds of the last prompt, to stop before the budget rather than after it
@@ -456,7 +564,8 @@ export async function runQuality(
     }
     const pr = prompts[p];
     const question = docs[pr.question].tokens.slice(0, q);
-    const memo = new Map<string, { c: Case; results: Map<string, Sample> }>(); // this prompt's cases by chunk tokens
+    const memo = new Map<string, CaseRun>(); // this prompt's cases by chunk tokens
+    const fullF16Memo = new Map<string, Scored>(); // the f16-pool full prefill by prompt tokens (the plain cut's are the same at every size)
     const line: string[] = [];
     for (const { target: size } of sizes) {
       for (const v of VARIANTS) {
@@ -469,7 +578,24 @@ export async function runQuality(
           done = runCase(cpu, { prefix, chunks, question }, specs, plan, timed);
           memo.set(caseKey, done);
         }
+        if (v === 'plain' && !done.settings) {
+          const run = done;
+          const contexts = new Map(plan.contexts.modes.map((mode) => [mode, pr.docs.flatMap((d) => contextChunksOf(d, size, mode))] as const));
+          const stored = new Map(storageSettings.map((st) => [st, chunks.map((ch) => storedOf(ch, st))] as const));
+          if (plan.storage.formats.includes('f32')) {
+            chunks.forEach(checkF32);
+            f32Checked += chunks.length;
+          }
+          const fullF16 = (): Scored => {
+            const key = run.c.tokens.join(',');
+            const s = fullF16Memo.get(key) ?? fullF16Pool(cpu, run.c);
+            fullF16Memo.set(key, s);
+            return s;
+          };
+          done.settings = runSettings(cpu, run, contexts, stored, plan, timed, fullF16);
+        }
         const { c, results } = done;
+        for (const [key, s] of done.settings ?? []) add(size, key, { ...s, prompt: p });
         tokenSums.set(`${size}:${v}`, (tokenSums.get(`${size}:${v}`) ?? 0) + c.tokens.length);
         if (v === 'plain') chunkSums.set(size, (chunkSums.get(size) ?? 0) + chunks.length);
         for (const m of specs) {
@@ -479,20 +605,23 @@ export async function runQuality(
             const reused = Math.min(c.tokens.length - 1, Math.max(0, ...before.map((t) => commonPrefix(t, c.tokens))));
             before.push(c.tokens);
             earlier.set(`${size}:${v}`, before);
-            add(size, v, m.label, { ...results.get('full')!, reused, computed: c.tokens.length - reused });
-          } else add(size, v, m.label, results.get(m.label)!);
+            add(size, `${v}:${m.label}`, { ...results.get('full')!, reused, computed: c.tokens.length - reused, prompt: p });
+          } else add(size, `${v}:${m.label}`, { ...results.get(m.label)!, prompt: p });
         }
         if (gpu && p < plan.gpuChecks && size === mainSize(plan)) {
-          gpuCheck.push(...(await timedAsync(timing, 'gpuCheck', () => crossCheck(gpu, cpu, p, size, v, { prefix, chunks, question }, c, plan))));
+          gpuCheck.push(...(await timedAsync(timing, 'gpuCheck', () => crossCheck(gpu, cpu, p, size, v, { prefix, chunks, question }, c, plan, leadIn))));
         }
         if (size === mainSize(plan)) line.push(`${v} ${c.tokens.length} tokens naive KL ${samples.get(`${size}:${v}:naive`)!.at(-1)!.kl.toExponential(2)}`);
+        if (size === mainSize(plan) && v === 'plain') {
+          for (const mode of plan.contexts.modes) line.push(`${mode} ${samples.get(`${size}:ctx:${mode}:naive`)!.at(-1)!.kl.toExponential(2)}`);
+        }
       }
       if (size === mainSize(plan) && p < plan.crossCutPrompts) {
         const key = (v: ChunkVariant) => `${v}|${pr.docs.flatMap((d) => chunksOf(d, size, v)).map((ch) => ch.tokens.join(',')).join('|')}`;
         const plainCase = memo.get(key('plain'))!.c;
         const bosCase = memo.get(key('bos'))!.c;
         for (const [label, sample] of timed('crossCut', () => crossCutCase(cpu, plainCase, bosCase, specs, plan))) {
-          cross.set(label, [...(cross.get(label) ?? []), sample]);
+          cross.set(label, [...(cross.get(label) ?? []), { ...sample, prompt: p }]);
         }
         crossPrompts = p + 1;
       }
@@ -552,6 +681,94 @@ export async function runQuality(
     }
   }
 
+  // The plain cut per chunk context and per storage setting; the baselines are its own rows.
+  const ctxSpecs = settingSpecs(plan.contexts.ks);
+  const kvSpecs = settingSpecs(plan.storage.ks);
+  const listOf = (scope: number | 'all', key: string): Sample[] =>
+    plan.chunkSizes.filter((s) => scope === 'all' || s.target === scope).flatMap((s) => samples.get(`${s.target}:${key}`) ?? []);
+  const contextKey = (mode: ChunkContextMode, label: string) => (mode === 'none' ? `plain:${label}` : `ctx:${mode}:${label}`);
+  const storageKey = (st: StorageSetting, label: string) => (st === 'f32' ? `plain:${label}` : `kv:${st}:${label}`);
+  const contextModes: ChunkContextMode[] = plan.contexts.modes.length > 0 ? ['none', ...plan.contexts.modes] : [];
+  const storageShown: StorageSetting[] = storageSettings.length > 0 ? ['f32', ...storageSettings] : [];
+  const contextRows: ContextRow[] = [];
+  const storageRows: StorageRow[] = [];
+  for (const scope of scopes) {
+    for (const mode of contextModes) {
+      for (const m of ctxSpecs) {
+        const list = listOf(scope, contextKey(mode, m.label));
+        if (list.length > 0) contextRows.push({ ...summarize(list, 'plain', m, scope), context: mode });
+      }
+    }
+    for (const st of storageShown) {
+      const full: MethodSpec = { method: 'full', param: undefined, label: 'full' };
+      for (const m of st === 'f16-pool' ? [full, ...kvSpecs] : kvSpecs) {
+        const list = listOf(scope, storageKey(st, m.label));
+        if (list.length === 0) continue;
+        storageRows.push({
+          ...summarize(list, 'plain', m, scope),
+          storage: st,
+          klToF32: st === 'f32' ? 0 : mean(list.map((x) => x.klToF32 ?? NaN)),
+          top1ToF32: st === 'f32' ? 1 : mean(list.map((x) => x.top1ToF32 ?? NaN)),
+        });
+      }
+    }
+  }
+  // Paired: per prompt (in 'all', its KL and exact match averaged over the sizes it ran at).
+  const byPrompt = (scope: number | 'all', key: string): Map<number, { kl: number; exact: number }> => {
+    const acc = new Map<number, { kl: number[]; exact: number[] }>();
+    for (const x of listOf(scope, key)) {
+      const a = acc.get(x.prompt) ?? { kl: [], exact: [] };
+      a.kl.push(x.kl);
+      a.exact.push(x.matched === plan.continuation ? 1 : 0);
+      acc.set(x.prompt, a);
+    }
+    return new Map([...acc].map(([pi, a]) => [pi, { kl: mean(a.kl), exact: mean(a.exact) }]));
+  };
+  const paired = (scope: number | 'all', label: string, baseKey: string, otherKey: string, setting: string, baseline: string): PairedRow | undefined => {
+    const a = byPrompt(scope, baseKey);
+    const b = byPrompt(scope, otherKey);
+    const both = [...a.keys()].filter((pi) => b.has(pi)).sort((x, y) => x - y);
+    if (both.length === 0) return undefined;
+    return {
+      size: scope,
+      label,
+      setting,
+      baseline,
+      exactBaseline: mean(both.map((pi) => a.get(pi)!.exact)),
+      exactSetting: mean(both.map((pi) => b.get(pi)!.exact)),
+      stats: pairedStats(both.map((pi) => a.get(pi)!.kl), both.map((pi) => b.get(pi)!.kl)),
+    };
+  };
+  const contextPaired: PairedRow[] = [];
+  const storagePaired: PairedRow[] = [];
+  for (const scope of scopes) {
+    for (const mode of plan.contexts.modes) {
+      for (const m of ctxSpecs) {
+        const r = paired(scope, m.label, contextKey('none', m.label), contextKey(mode, m.label), mode, 'none');
+        if (r) contextPaired.push(r);
+      }
+    }
+    for (const st of storageSettings) {
+      for (const m of kvSpecs) {
+        const r = paired(scope, m.label, storageKey('f32', m.label), storageKey(st, m.label), st, 'f32');
+        if (r) storagePaired.push(r);
+      }
+    }
+  }
+  const contextChoice = chooseContext(contextPaired, plan);
+  const qwen = SYNTHETIC_PRESETS['qwen2.5-0.5b'];
+  const storageBytes: StorageBytesRow[] = [
+    { model: 'stories260K', nLayers, kvDim },
+    { model: 'Qwen2.5-0.5B', nLayers: qwen.nLayers, kvDim: qwen.nKvHeads * qwen.headDim },
+  ].flatMap((shape) =>
+    [32, 128, 512].map((n) => ({
+      ...shape,
+      tokens: n,
+      bytesPerToken: { f32: chunkRecordBytes(shape.nLayers, shape.kvDim, n, 'f32') / n, f16: chunkRecordBytes(shape.nLayers, shape.kvDim, n, 'f16') / n, int8: chunkRecordBytes(shape.nLayers, shape.kvDim, n, 'int8') / n },
+    })),
+  );
+  if (f32Checked > 0) log(`f32 chunk records: ${f32Checked} round trips bit-exact, so the f32 storage rows are the plain cut's own`);
+
   const chosenK: QualityResult['chosenK'] = [];
   const betterVariant: QualityResult['betterVariant'] = [];
   for (const scope of scopes) {
@@ -597,6 +814,16 @@ export async function runQuality(
     betterVariant,
     gpuCheck,
     crossCut,
+    contextRows,
+    contextPaired,
+    contextChoice,
+    contextRule: CONTEXT_RULE,
+    leadIn: { ids: leadIn, text: tok.decode(leadIn) },
+    storageRows,
+    storagePaired,
+    storageBytes,
+    gpuKvDtype: gpu?.kvDtype,
+    bootstrap: { ...BOOTSTRAP },
     rule: K_RULE,
     seconds: seconds(),
     timing,
@@ -637,6 +864,44 @@ function reference(cpu: CpuModel, prefix: number[], chunks: CpuChunkKV[], questi
   };
 }
 
+/** A sample before it is given its prompt index. */
+type Scored = Omit<Sample, 'prompt'>;
+
+/** Teacher-forces `tokens` after the model's sequence; with a hook, one token at a time, calling it after each. */
+function continueWith(cpu: CpuModel, tokens: number[], opts: CpuLinkOptions): Float32Array[] {
+  const after = opts.afterToken;
+  if (!after) return cpu.forwardAll(tokens);
+  return tokens.map((t) => {
+    const logits = cpu.forward([t]);
+    after(cpu, cpu.length - 1);
+    return logits;
+  });
+}
+
+/** Links `chunks` into the case's prompt, then its continuation: logits after each question token, then each continuation token. */
+function linkLogits(cpu: CpuModel, c: Case, chunks: CpuChunkKV[], recompute: number[][], opts: CpuLinkOptions = {}): Float32Array[] {
+  const out = cpuPrefillLinked(cpu, { prefix: c.prefix, chunks, question: c.question, recompute }, opts);
+  out.push(...continueWith(cpu, c.continuation, opts));
+  return out;
+}
+
+/** A linked run's sample: the scores and the token counts. */
+function linkScored(c: Case, logits: readonly Float32Array[], recompute: number[][]): Scored {
+  const q = c.question.length;
+  const chunkTokens = c.tokens.length - c.prefix.length - q;
+  const recomputed = recompute.reduce((a, r) => a + r.length, 0);
+  return { ...score(c, logits, q), reused: chunkTokens - recomputed, recomputed, computed: c.prefix.length + q, probed: 0 };
+}
+
+/** One prompt's case with its samples by method label, and the logits of each reuse method (for the storage settings' KL to f32). */
+interface CaseRun {
+  c: Case;
+  results: Map<string, Scored>;
+  logits: Map<string, Float32Array[]>;
+  /** The chunk-context and storage settings' samples, by `ctx:<mode>:<label>` and `kv:<setting>:<label>` (plain cut only). */
+  settings?: Map<string, Scored>;
+}
+
 /**
  * One prompt at one size and cut: the full reference, then every method linked from the same chunk
  * KV and teacher-forced on the reference's continuation. Returns the samples by method label
@@ -648,32 +913,122 @@ function runCase(
   specs: readonly MethodSpec[],
   plan: QualityPlan,
   timed: <T>(phase: string, f: () => T) => T,
-): { c: Case; results: Map<string, Sample> } {
+): CaseRun {
   const { prefix, chunks, question } = parts;
   const c = timed('references', () => reference(cpu, prefix, chunks, question, plan));
-  const q = question.length;
-  const chunkTokens = c.tokens.length - prefix.length - q;
-  const results = new Map<string, Sample>();
+  const chunkTokens = c.tokens.length - prefix.length - question.length;
+  const results = new Map<string, Scored>();
+  const logitsOf = new Map<string, Float32Array[]>();
   results.set('full', { kl: 0, klAfterQuestion: 0, top1: 1, nll: c.nll, matched: plan.continuation, reused: 0, recomputed: 0, computed: c.tokens.length, probed: 0 });
-  const bySet = new Map<string, Sample>(); // the same recompute set gives the same numbers
+  const bySet = new Map<string, { s: Scored; logits: Float32Array[] }>(); // the same recompute set gives the same numbers
   for (const m of specs) {
     if (m.method === 'full' || m.method === 'prefix') continue;
     const recompute = recomputeSet(m, c);
     const setKey = recompute.map((r) => r.join(',')).join('|');
-    let s = bySet.get(setKey);
-    if (!s) {
-      const logits = timed('methods', () => {
-        const out = cpuPrefillLinked(cpu, { prefix, chunks, question, recompute });
-        out.push(...cpu.forwardAll(c.continuation));
-        return out;
-      });
-      const recomputed = recompute.reduce((a, r) => a + r.length, 0);
-      s = { ...score(c, logits, q), reused: chunkTokens - recomputed, recomputed, computed: prefix.length + q, probed: 0 };
-      bySet.set(setKey, s);
+    let done = bySet.get(setKey);
+    if (!done) {
+      const logits = timed('methods', () => linkLogits(cpu, c, chunks, recompute));
+      done = { s: linkScored(c, logits, recompute), logits };
+      bySet.set(setKey, done);
     }
-    results.set(m.label, m.method === 'cacheblend' ? { ...s, probed: chunkTokens } : s);
+    results.set(m.label, m.method === 'cacheblend' ? { ...done.s, probed: chunkTokens } : done.s);
+    if (m.method !== 'cacheblend') logitsOf.set(m.label, done.logits);
   }
-  return { c, results };
+  return { c, results, logits: logitsOf };
+}
+
+/** naive, then AttnLink with each k: the methods a setting is scored at. */
+function settingSpecs(ks: readonly number[]): MethodSpec[] {
+  return [{ method: 'naive', param: undefined, label: 'naive' }, ...ks.map((k): MethodSpec => ({ method: 'attnlink', param: k, label: `attnlink k=${k}` }))];
+}
+
+/** Rounds values to f16 and back. */
+function roundF16(x: Float32Array): Float32Array {
+  return f16BitsToF32(f32ToF16Bits(x));
+}
+
+/** Rewrites the K/V rows at `position` rounded to f16, as an f16 pool holds them. */
+export function roundRowF16(model: CpuModel, position: number): void {
+  const rows = model.kvRows(position, 1);
+  model.setKV({ k: rows.k.map(roundF16), v: rows.v.map(roundF16) }, position);
+}
+
+/**
+ * A chunk's rows through a chunk record: encoded from f32 rows in `storage`, decoded back to f32
+ * (the layout encodeChunkRecord takes: per layer K rows then V rows, (n, kvDim) each).
+ */
+export function throughRecord(chunk: CpuChunkKV, storage: KvStorageDtype, nLayers: number, kvDim: number): CpuChunkKV {
+  const n = chunk.tokens.length;
+  const section = n * kvDim;
+  const rows = new Float32Array(nLayers * 2 * section);
+  for (let l = 0; l < nLayers; l++) {
+    rows.set(chunk.k[l], 2 * l * section);
+    rows.set(chunk.v[l], (2 * l + 1) * section);
+  }
+  const shape = { nLayers, kvDim, tokens: chunk.tokens, modelFingerprint: 'bench:pic stories260K' };
+  const bytes = decodeChunkRecord(encodeChunkRecord(shape, new Uint8Array(rows.buffer), 'f32', storage), shape, 'f32');
+  const back = new Float32Array(bytes.slice().buffer);
+  return {
+    tokens: [...chunk.tokens],
+    k: chunk.k.map((_, l) => back.slice(2 * l * section, (2 * l + 1) * section)),
+    v: chunk.v.map((_, l) => back.slice((2 * l + 1) * section, (2 * l + 2) * section)),
+  };
+}
+
+/** The full prefill with every K/V row rounded to f16 as it is written (the f16-pool emulation), scored against the f32 reference. */
+function fullF16Pool(cpu: CpuModel, c: Case): Scored {
+  cpu.reset();
+  const q = c.question.length;
+  const opts: CpuLinkOptions = { afterToken: roundRowF16 };
+  continueWith(cpu, c.tokens.slice(0, c.tokens.length - q), opts);
+  const logits = continueWith(cpu, [...c.question, ...c.continuation], opts);
+  return { ...score(c, logits, q), reused: 0, recomputed: 0, computed: c.tokens.length, probed: 0 };
+}
+
+/**
+ * The plain cut's settings on one case: each chunk context's chunk KV (`contexts`: mode → the
+ * prompt's chunks computed after their context), each storage setting's (`stored`), linked at
+ * naive and the plan's k, against the same reference. A context whose chunks are the case's own
+ * (every context empty, e.g. 'previous' when each chunk opens its story) copies the case's numbers.
+ */
+function runSettings(
+  cpu: CpuModel,
+  run: CaseRun,
+  contexts: ReadonlyMap<ChunkContextMode, CpuChunkKV[]>,
+  stored: ReadonlyMap<StorageSetting, CpuChunkKV[]>,
+  plan: QualityPlan,
+  timed: <T>(phase: string, f: () => T) => T,
+  fullF16: () => Scored,
+): Map<string, Scored> {
+  const { c } = run;
+  const out = new Map<string, Scored>();
+  for (const [mode, chunks] of contexts) {
+    const same = chunks.every((ch, i) => ch === c.chunks[i]);
+    for (const m of settingSpecs(plan.contexts.ks)) {
+      const recompute = recomputeSet(m, c);
+      out.set(`ctx:${mode}:${m.label}`, same ? run.results.get(m.label)! : linkScored(c, timed('contexts', () => linkLogits(cpu, c, chunks, recompute)), recompute));
+    }
+  }
+  for (const [setting, chunks] of stored) {
+    const opts: CpuLinkOptions = setting === 'f16-pool' ? { afterToken: roundRowF16 } : {};
+    for (const m of settingSpecs(plan.storage.ks)) {
+      const recompute = recomputeSet(m, c);
+      const logits = timed('storage', () => linkLogits(cpu, c, chunks, recompute, opts));
+      const f32 = run.logits.get(m.label) ?? timed('storage', () => linkLogits(cpu, c, c.chunks, recompute));
+      let kl = 0;
+      let same = 0;
+      logits.forEach((l, i) => {
+        kl += klDivergence(f32[i], l);
+        if (greedy(l) === greedy(f32[i])) same++;
+      });
+      out.set(`kv:${setting}:${m.label}`, { ...linkScored(c, logits, recompute), klToF32: kl / logits.length, top1ToF32: same / logits.length });
+    }
+    if (setting === 'f16-pool') {
+      const s = timed('storage', fullF16);
+      out.set(`kv:${setting}:full`, { ...s, klToF32: s.kl, top1ToF32: s.top1 });
+    }
+  }
+  return out;
 }
 
 /** The chunk tokens a reuse method recomputes on a case (naive, attnlink k or cacheblend r). */
@@ -687,10 +1042,10 @@ function recomputeSet(m: MethodSpec, c: Case): number[][] {
  * The bos cut's full prefill and methods, scored against the plain cut's full prefill: the same
  * question and the plain reference's continuation are teacher-forced after the bos-cut context.
  */
-function crossCutCase(cpu: CpuModel, plainCase: Case, bosCase: Case, specs: readonly MethodSpec[], plan: QualityPlan): Map<string, Sample> {
+function crossCutCase(cpu: CpuModel, plainCase: Case, bosCase: Case, specs: readonly MethodSpec[], plan: QualityPlan): Map<string, Scored> {
   const q = bosCase.question.length;
   const chunkTokens = bosCase.tokens.length - bosCase.prefix.length - q;
-  const out = new Map<string, Sample>();
+  const out = new Map<string, Scored>();
   for (const m of specs) {
     if (m.method === 'prefix') continue;
     let logits: Float32Array[];
@@ -728,7 +1083,10 @@ async function timedAsync<T>(timing: Record<string, number>, phase: string, f: (
 
 /**
  * The same prompt on the GPU engine: full prefill, naive, AttnLink k=4 and CacheBlend at the middle
- * ratio (the GPU selects its own tokens), each compared after the question with the CPU's numbers.
+ * ratio (the GPU selects its own tokens), and on the plain cut naive reuse of chunks computed after
+ * the lead-in, each compared after the question with the CPU's numbers. When the GPU's KV pool is
+ * f16, each is also compared with the CPU's f16-pool emulation (chunks and every written row
+ * rounded to f16; CacheBlend with the CPU's f32 selection).
  */
 async function crossCheck(
   gpu: GpuModel,
@@ -739,21 +1097,34 @@ async function crossCheck(
   parts: { prefix: number[]; chunks: CpuChunkKV[]; question: number[] },
   c: Case,
   plan: QualityPlan,
+  leadIn: number[],
 ): Promise<GpuCheckRow[]> {
   const { prefix, chunks, question } = parts;
   const q = question.length;
+  const f16 = gpu.kvDtype === 'f16';
+  const round: CpuLinkOptions = { afterToken: roundRowF16 };
+  const withLeadIn = variant === 'plain' && leadIn.length > 0;
   const handles: ChunkKV[] = [];
+  const leadHandles: ChunkKV[] = [];
   for (const ch of chunks) handles.push(await gpu.computeChunk(ch.tokens));
+  if (withLeadIn) for (const ch of chunks) leadHandles.push(await gpu.computeChunk(ch.tokens, undefined, leadIn));
   const rows: GpuCheckRow[] = [];
-  const compare = async (label: string, cpuLogits: Float32Array, selectionDiff?: number) => {
+  const compare = async (label: string, cpuLogits: Float32Array, cpuF16: (() => Float32Array) | undefined, selectionDiff?: number) => {
     const g = await gpu.readLogits();
-    rows.push({ prompt, size, variant, label, klCpuGpu: klDivergence(cpuLogits, g), top1Equal: greedy(g) === greedy(cpuLogits), selectionDiff });
+    const row: GpuCheckRow = { prompt, size, variant, label, klCpuGpu: klDivergence(cpuLogits, g), top1Equal: greedy(g) === greedy(cpuLogits), selectionDiff };
+    if (f16 && cpuF16) row.klCpuF16Gpu = klDivergence(cpuF16(), g);
+    rows.push(row);
   };
+  const cpuLink = (cs: CpuChunkKV[], recompute: number[][], opts: CpuLinkOptions = {}) => cpuPrefillLinked(cpu, { prefix, chunks: cs, question, recompute }, opts)[q - 1];
+  const f16Chunks = (context: number[]) => chunks.map((ch) => cpuComputeChunk(cpu, ch.tokens, context, round));
   try {
     await gpu.beginSequence();
     await gpu.prefill(c.tokens, GREEDY);
     cpu.reset();
-    await compare('full', cpu.forward(c.tokens));
+    await compare('full', cpu.forward(c.tokens), () => {
+      cpu.reset();
+      return continueWith(cpu, c.tokens, round).at(-1)!;
+    });
     const k = 4;
     const ratio = plan.blendRatios[Math.floor(plan.blendRatios.length / 2)];
     for (const [label, rule, cpuSet] of [
@@ -762,7 +1133,8 @@ async function crossCheck(
       [`cacheblend ${ratio}`, { blend: { ratio, layer: plan.blendLayer } }, selectByDeviation(c.deviation, ratio)],
     ] as const) {
       const r = await gpu.prefillLinked({ prefix, chunks: handles, question, ...rule }, GREEDY);
-      const cpuLogits = cpuPrefillLinked(cpu, { prefix, chunks, question, recompute: cpuSet.map((s) => [...s]) })[q - 1];
+      const recompute = cpuSet.map((x) => [...x]);
+      const cpuLogits = cpuLink(chunks, recompute);
       let diff: number | undefined;
       if ('blend' in rule) {
         diff = 0;
@@ -773,11 +1145,17 @@ async function crossCheck(
           for (const x of b) if (!a.has(x)) diff!++;
         });
       }
-      await compare(label, cpuLogits, diff);
+      await compare(label, cpuLogits, () => cpuLink(f16Chunks([]), recompute, round), diff);
+    }
+    if (withLeadIn) {
+      await gpu.prefillLinked({ prefix, chunks: leadHandles, question, k: 0 }, GREEDY);
+      const none = attnlinkIndices(chunks, 0);
+      const cpuLogits = cpuLink(chunks.map((ch) => cpuComputeChunk(cpu, ch.tokens, leadIn)), none);
+      await compare('lead-in naive', cpuLogits, () => cpuLink(f16Chunks(leadIn), none, round));
     }
   } finally {
     await gpu.beginSequence();
-    for (const h of handles) h.release();
+    for (const h of [...handles, ...leadHandles]) h.release();
   }
   return rows;
 }
@@ -795,4 +1173,22 @@ function chooseK(rows: readonly MethodRow[]): KChoice {
     if (g > gain) [best, gain] = [r, g];
   }
   return { k, bestPerToken: best?.param, bestPerTokenGain: gain };
+}
+
+/** The context mode CONTEXT_RULE picks from the paired rows, and a line saying why. */
+function chooseContext(rows: readonly PairedRow[], plan: QualityPlan): { mode: ChunkContextMode; reason: string } {
+  const labels = ['naive', ...plan.contexts.ks.slice(0, 1).map((k) => `attnlink k=${k}`)];
+  const ranked = labels[labels.length - 1];
+  const ci = (r: PairedRow | undefined) => (r ? `[${r.stats.ciLow.toExponential(2)}, ${r.stats.ciHigh.toExponential(2)}]` : 'not run');
+  const parts: string[] = [];
+  let best: { mode: ChunkContextMode; mean: number } | undefined;
+  for (const mode of plan.contexts.modes) {
+    const of = (label: string) => rows.find((r) => r.size === 'all' && r.setting === mode && r.label === label);
+    const ok = labels.every((l) => (of(l)?.stats.ciHigh ?? Infinity) < 0);
+    parts.push(`${mode} ${ok ? 'qualifies' : 'does not qualify'} (${labels.map((l) => `${l} Δ 95% CI ${ci(of(l))}`).join(', ')})`);
+    const m = of(ranked)?.stats.meanOther ?? Infinity;
+    if (ok && (!best || m < best.mean)) best = { mode, mean: m };
+  }
+  if (plan.contexts.modes.length === 0) return { mode: 'none', reason: 'no context mode was measured' };
+  return { mode: best?.mode ?? 'none', reason: `${parts.join('; ')}${best ? `; lowest mean KL at ${ranked}: ${best.mode}` : '; none qualifies, so none'}` };
 }

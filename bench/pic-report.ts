@@ -1,5 +1,5 @@
 // Text tables and bar charts of the chunk cache benchmark, for the terminal and the .md report.
-import { VARIANTS, type KChoice, type MethodRow, type QualityResult } from './pic-quality.ts';
+import { VARIANTS, type ContextRow, type KChoice, type MethodRow, type PairedRow, type QualityResult, type StorageRow } from './pic-quality.ts';
 import { SPEED_METHODS, type SpeedRow, type SpeedSkip } from './pic-speed.ts';
 
 export interface PicReport {
@@ -85,15 +85,123 @@ function choiceLines(q: QualityResult): string[] {
 
 function gpuCheckLines(q: QualityResult): string[] {
   if (q.gpuCheck.length === 0) return [];
-  const head = ['prompt', 'size', 'cut', 'method', 'KL(CPU ‖ GPU)', 'same top-1', 'selection diff'];
-  const widths = [6, 4, 5, 16, 13, 10, 14];
+  const f16 = q.gpuCheck.some((g) => g.klCpuF16Gpu !== undefined);
+  const head = ['prompt', 'size', 'cut', 'method', 'KL(CPU ‖ GPU)', ...(f16 ? ['KL(CPU f16 ‖ GPU)'] : []), 'same top-1', 'selection diff'];
+  const widths = [6, 4, 5, 16, 13, ...(f16 ? [17] : []), 10, 14];
   const lines = [head.map((h, i) => pad(h, widths[i], i > 3)).join('  ')];
   for (const g of q.gpuCheck) {
-    const cells = [String(g.prompt + 1), String(g.size), g.variant, g.label, kl(g.klCpuGpu), g.top1Equal ? 'yes' : 'NO', g.selectionDiff === undefined ? '' : String(g.selectionDiff)];
+    const cells = [
+      String(g.prompt + 1),
+      String(g.size),
+      g.variant,
+      g.label,
+      kl(g.klCpuGpu),
+      ...(f16 ? [g.klCpuF16Gpu === undefined ? '—' : kl(g.klCpuF16Gpu)] : []),
+      g.top1Equal ? 'yes' : 'NO',
+      g.selectionDiff === undefined ? '' : String(g.selectionDiff),
+    ];
     lines.push(cells.map((c, i) => pad(c, widths[i], i > 3)).join('  '));
   }
   return lines;
 }
+
+/** A signed KL difference. */
+function delta(x: number): string {
+  if (!Number.isFinite(x)) return '—';
+  return x === 0 ? '0' : `${x > 0 ? '+' : '−'}${Math.abs(x).toExponential(2)}`;
+}
+
+const signedPct = (x: number) => (Number.isFinite(x) ? `${x > 0 ? '+' : x < 0 ? '−' : ''}${Math.abs(x * 100).toFixed(1)}%` : '—');
+
+function pValue(p: number): string {
+  if (!Number.isFinite(p)) return '—';
+  return p < 1e-4 ? p.toExponential(1) : p.toFixed(4);
+}
+
+/** Rows of one method per setting (context or storage), grouped by size. */
+function settingLines(rows: readonly (MethodRow & { setting: string; extra?: string[] })[], continuation: number, extraHead: string[] = []): string[] {
+  const head = ['size', 'setting', 'method', 'prompts', 'mean KL', 'median KL', 'KL@answer', 'top-1', `exact ${continuation}`, 'matched', 'recomputed', ...extraHead];
+  const widths = [4, 8, 14, 7, 8, 9, 9, 6, 8, 7, 10, ...extraHead.map((h) => Math.max(h.length, 9))];
+  const lines = [head.map((h, i) => pad(h, widths[i], i > 2)).join('  ')];
+  let last: string | undefined;
+  for (const r of rows) {
+    const group = scopeName(r.size);
+    if (last !== undefined && group !== last) lines.push('');
+    last = group;
+    const cells = [
+      scopeName(r.size),
+      r.setting,
+      r.label,
+      String(r.prompts),
+      kl(r.meanKl),
+      kl(r.medianKl),
+      kl(r.klAfterQuestion),
+      pct(r.top1),
+      pct(r.exactMatch),
+      r.meanMatched.toFixed(1),
+      r.recomputed.toFixed(0),
+      ...(r.extra ?? []),
+    ];
+    lines.push(cells.map((c, i) => pad(c, widths[i], i > 2)).join('  '));
+  }
+  return lines;
+}
+
+const contextRowLines = (q: QualityResult) => settingLines(q.contextRows.map((r: ContextRow) => ({ ...r, setting: r.context })), q.plan.continuation);
+
+const storageRowLines = (q: QualityResult) =>
+  settingLines(
+    q.storageRows.map((r: StorageRow) => ({ ...r, setting: r.storage, extra: [kl(r.klToF32), pct(r.top1ToF32)] })),
+    q.plan.continuation,
+    ['KL to f32', 'top-1 = f32'],
+  );
+
+/** The paired comparisons: per size and method, the setting against its baseline on the same prompts. */
+function pairedLines(rows: readonly PairedRow[], continuation: number): string[] {
+  const head = ['size', 'setting', 'method', 'n', 'KL base', 'KL setting', 'mean Δ', 'median Δ', '95% CI of mean Δ', 'rel. change (95% CI)', 'better', 'sign p', 'Wilcoxon p', `exact ${continuation}`];
+  const widths = [4, 19, 14, 3, 8, 10, 10, 10, 23, 26, 13, 7, 10, 11];
+  const lines = [head.map((h, i) => pad(h, widths[i], i > 2)).join('  ')];
+  let last: string | undefined;
+  for (const r of rows) {
+    const group = scopeName(r.size);
+    if (last !== undefined && group !== last) lines.push('');
+    last = group;
+    const s = r.stats;
+    const cells = [
+      scopeName(r.size),
+      `${r.setting} vs ${r.baseline}`,
+      r.label,
+      String(s.n),
+      kl(s.meanBase),
+      kl(s.meanOther),
+      delta(s.meanDiff),
+      delta(s.medianDiff),
+      `[${delta(s.ciLow)}, ${delta(s.ciHigh)}]`,
+      `${signedPct(s.relChange)} [${signedPct(s.relCiLow)}, ${signedPct(s.relCiHigh)}]`,
+      `${pct(s.n > 0 ? s.better / s.n : NaN)} (${s.ties} =)`,
+      pValue(s.signP),
+      pValue(s.wilcoxonP),
+      `${pct(r.exactBaseline)} → ${pct(r.exactSetting)}`,
+    ];
+    lines.push(cells.map((c, i) => pad(c, widths[i], i > 2)).join('  '));
+  }
+  return lines;
+}
+
+function storageBytesLines(q: QualityResult): string[] {
+  const head = ['model', 'layers', 'kvDim', 'tokens', 'f32 B/token', 'f16 B/token', 'int8 B/token', 'f16/f32', 'int8/f32'];
+  const widths = [12, 6, 5, 6, 11, 11, 12, 7, 8];
+  const lines = [head.map((h, i) => pad(h, widths[i], i > 0)).join('  ')];
+  for (const r of q.storageBytes) {
+    const b = r.bytesPerToken;
+    const cells = [r.model, String(r.nLayers), String(r.kvDim), String(r.tokens), b.f32.toFixed(1), b.f16.toFixed(1), b.int8.toFixed(1), (b.f16 / b.f32).toFixed(3), (b.int8 / b.f32).toFixed(3)];
+    lines.push(cells.map((c, i) => pad(c, widths[i], i > 0)).join('  '));
+  }
+  return lines;
+}
+
+const hasContexts = (q: QualityResult) => (q.contextRows?.length ?? 0) > 0;
+const hasStorage = (q: QualityResult) => (q.storageRows?.length ?? 0) > 0;
 
 /** The bos cut against the plain cut's full prefill, beside the plain cut on the same prompts. */
 function crossCutLines(q: QualityResult): string[] {
@@ -118,8 +226,18 @@ export function renderQualityTable(q: QualityResult): string[] {
   lines.push('', ...choiceLines(q));
   const x = crossCutLines(q);
   if (x.length > 0) lines.push('', `Against the plain cut's full prefill (target ${q.crossCut.size}, first ${q.crossCut.prompts} prompts):`, ...x);
+  if (hasContexts(q)) {
+    lines.push('', `Chunk contexts (plain cut; lead-in ${JSON.stringify(q.leadIn.text)}):`, ...contextRowLines(q));
+    lines.push('', "Paired, each context against 'none' on the same prompts:", ...pairedLines(q.contextPaired, q.plan.continuation));
+    lines.push('', `context mode by the rule: ${q.contextChoice.mode} (${q.contextChoice.reason})`);
+  }
+  if (hasStorage(q)) {
+    lines.push('', 'KV storage, bytes per token of a chunk record:', ...storageBytesLines(q));
+    lines.push('', 'KV storage (plain cut; chunk rows through each format before linking):', ...storageRowLines(q));
+    lines.push('', 'Paired, each setting against f32 on the same prompts:', ...pairedLines(q.storagePaired, q.plan.continuation));
+  }
   const g = gpuCheckLines(q);
-  if (g.length > 0) lines.push('', 'GPU cross-check (logits after the question, GpuModel.prefillLinked against the CPU reference):', ...g);
+  if (g.length > 0) lines.push('', `GPU cross-check (logits after the question, GpuModel.prefillLinked against the CPU reference; GPU KV pool ${q.gpuKvDtype ?? '?'}):`, ...g);
   return lines;
 }
 
@@ -132,7 +250,9 @@ function qualityMarkdown(q: QualityResult): string[] {
   out.push(
     `Computed on the CPU oracle (f64 sums) with the CPU reference of chunk linking (\`src/model/cpu-link.ts\`, the same math as ` +
       `\`GpuModel.prefillLinked\`): ${q.seconds.toFixed(0)} s for everything below (documents ${q.timing.documents.toFixed(0)} s, chunk KV ${q.timing.chunks.toFixed(0)} s, ` +
-      `full references ${q.timing.references.toFixed(0)} s, methods ${q.timing.methods.toFixed(0)} s, GPU cross-check ${q.timing.gpuCheck.toFixed(0)} s; time budget ${p.budgetS} s).`,
+      `full references ${q.timing.references.toFixed(0)} s, methods ${q.timing.methods.toFixed(0)} s, bos cut against the plain prompt ${(q.timing.crossCut ?? NaN).toFixed(0)} s, ` +
+      `chunk contexts ${(q.timing.contexts ?? NaN).toFixed(0)} s, storage settings ${(q.timing.storage ?? NaN).toFixed(0)} s, GPU cross-check ${q.timing.gpuCheck.toFixed(0)} s; ` +
+      `time budget ${p.budgetS} s: no prompt starts after it, at least ${p.minPrompts} run).`,
   );
   out.push('');
   out.push(
@@ -170,10 +290,19 @@ function qualityMarkdown(q: QualityResult): string[] {
   if (x.length > 0) {
     out.push('', `### Which reference: the bos cut against the plain prompt (target ${q.crossCut.size}, first ${q.crossCut.prompts} prompts)`, '', CROSS_CUT_TEXT, '', '```', ...x, '```');
   }
+  if (hasContexts(q)) out.push(...contextMarkdown(q));
+  if (hasStorage(q)) out.push(...storageMarkdown(q));
   const g = gpuCheckLines(q);
   if (g.length > 0) {
     out.push('', `GPU cross-check: the first ${p.gpuChecks} prompt(s) at target ${q.gpuCheck[0].size} through \`GpuModel.prefillLinked\` (the GPU selects its own cacheblend tokens), ` +
-      'logits after the question against this CPU evaluation\'s ("selection diff": tokens in one selection and not the other).', '', '```', ...g, '```');
+      'logits after the question against this CPU evaluation\'s ("selection diff": tokens in one selection and not the other). ' +
+      `The GPU's KV pool holds ${q.gpuKvDtype ?? '?'} values` +
+      (q.gpuCheck.some((x) => x.klCpuF16Gpu !== undefined)
+        ? ': "KL(CPU ‖ GPU)" is against the f32 CPU reference, "KL(CPU f16 ‖ GPU)" against its f16-pool emulation (see the storage section). ' +
+          'Both are of the size of the f16 pool\'s own effect (its "full" row there): the emulation rounds as the GPU does but misses one term, and the ' +
+          'difference grows through the layers, so it measures how much an f16 pool costs, not the GPU\'s exact values.'
+        : '.'),
+      '', '```', ...g, '```');
   }
   for (const v of VARIANTS) {
     const rows = mainRows('all').filter((x) => x.variant === v && x.method !== 'full' && x.method !== 'prefix');
@@ -186,6 +315,63 @@ function qualityMarkdown(q: QualityResult): string[] {
   const reuse = mainRows('all').filter((x) => x.method !== 'full' && x.method !== 'prefix');
   out.push(...bars(reuse.map((x) => ({ label: `${x.variant} ${x.label}`, value: Math.max(x.exactMatch, 1e-9) })), 40, { unit: (u) => pct(u < 1e-6 ? 0 : u) }));
   out.push('```');
+  return out;
+}
+
+function pairedText(base: string): string {
+  return (
+    `Paired table: per prompt, the difference Δ = KL(setting) − KL(${base}) of the same method on the same prompt; negative is better. ` +
+    '"KL base"/"KL setting" are the two means over the same prompts, "mean Δ"/"median Δ" over the per-prompt differences, ' +
+    '"95% CI of mean Δ" a percentile bootstrap of the mean difference (prompts resampled with their pairs), "rel. change" mean(setting)/mean(base) − 1 with the interval ' +
+    'from the same resamples, "better" the share of prompts where the setting has the lower KL (ties counted apart), "sign p" the two-sided exact sign test, ' +
+    '"Wilcoxon p" the two-sided Wilcoxon signed-rank test (zero differences dropped, normal approximation with tie and continuity corrections), ' +
+    `"exact" the greedy exact-match rate of the ${base} row → the setting's. Size "all": each prompt once, its KL (and exact match) averaged over the sizes it ran at, so the units stay independent. ` +
+    'A CI that excludes 0 is the thing to read; the p-values are per row, not corrected for the number of rows.'
+  );
+}
+
+function contextMarkdown(q: QualityResult): string[] {
+  const p = q.plan;
+  const n = (size: number | 'all') => q.contextPaired.find((r) => r.size === size)?.stats.n ?? 0;
+  const out: string[] = ['', '### What a chunk\'s KV is computed after (chunk context; plain cut)', ''];
+  out.push(
+    `The same prompts, the same full-prefill reference of the plain prompt \`[BOS] c1 c2 … q\` and the same linking; only the chunk KV differs, computed as ` +
+      `\`src/engine/doc-layout.ts\` lays it out (\`cpuComputeChunk(model, tokens, context)\`: context then chunk from position 0, the context's KV dropped): ` +
+      `**none** the chunk alone from position 0 (the rows above); **lead-in** after the last ${p.contexts.tokens} tokens of \`LEAD_IN_TEXT\`, no BOS ` +
+      `(ids ${q.leadIn.ids.join(' ')}: ${JSON.stringify(q.leadIn.text)}); **previous** after the ${p.contexts.tokens} tokens of the same story just before the chunk ` +
+      '(a story\'s first chunk gets none, so at a target where every story is one chunk it equals none). ' +
+      `Methods: naive and AttnLink k = ${p.contexts.ks.join(', ')}. Prompts per table: ${q.sizes.map((s) => `${n(s.target)} at target ${s.target}`).join(', ')}, ${n('all')} over all sizes.`,
+  );
+  out.push('', '```', ...contextRowLines(q), '```', '', pairedText('none'), '', '```', ...pairedLines(q.contextPaired, p.continuation), '```');
+  out.push('', `Rule for the recommended context mode: ${q.contextRule}.`, '', `- **Recommended: ${q.contextChoice.mode}.** ${q.contextChoice.reason}.`);
+  return out;
+}
+
+function storageMarkdown(q: QualityResult): string[] {
+  const p = q.plan;
+  const n = q.storagePaired.find((r) => r.size === 'all')?.stats.n ?? 0;
+  const out: string[] = ['', '### KV storage precision (plain cut)', ''];
+  out.push(
+    'Bytes per token of a chunk record (`chunkRecordBytes(nLayers, kvDim, n, storage) / n`: header, token ids, payload; int8 adds one f32 scale per ' +
+      'channel for K and one per token for V), for stories260K and for Qwen2.5-0.5B\'s shape (24 layers, 2 KV heads × 64):',
+    '',
+    '```',
+    ...storageBytesLines(q),
+    '```',
+    '',
+  );
+  out.push(
+    `Quality: each chunk's f32 rows (computed alone, as in the rows above) are encoded into a chunk record (\`encodeChunkRecord\`) in each format, decoded back to f32 ` +
+      '(`decodeChunkRecord`) and placed with `setKV` before linking; scored against the f32 full prefill like every row. **f32** is the plain cut\'s own rows ' +
+      '(its round trip is checked bit-exact on every chunk); **f16** rounds each value to half precision; **int8** is symmetric int8 with per-channel scales for K ' +
+      '(before RoPE) and per-token scales for V (KVQuant style). **f16-pool** emulates the GPU\'s f16 KV pool on the CPU reference without changing it: ' +
+      'each chunk computed with every K/V row rounded to f16 right after its token\'s step, and every row the link writes (BOS, recomputed tokens, question, ' +
+      'continuation) rounded the same way (`CpuLinkOptions.afterToken`); it differs from the GPU only in that a token\'s own step reads its new row before the rounding. ' +
+      'Its **full** row is the cost of the f16 pool on a plain full prefill. "KL to f32" is KL(the same method on f32 rows ‖ this setting) averaged over the same ' +
+      `${p.questionTokens + p.continuation} positions, "top-1 = f32" the share of those positions with the same argmax: the cost of the storage alone. ` +
+      `Prompts: ${q.sizes.map((s) => `${q.storagePaired.find((r) => r.size === s.target)?.stats.n ?? 0} at target ${s.target}`).join(', ')}, ${n} over all sizes.`,
+  );
+  out.push('', '```', ...storageRowLines(q), '```', '', pairedText('f32'), '', '```', ...pairedLines(q.storagePaired, p.continuation), '```');
   return out;
 }
 

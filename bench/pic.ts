@@ -2,13 +2,17 @@
 //   1. quality of naive reuse, AttnLink (k in 1..32), CacheBlend and prefix reuse against full
 //      prefill on stories260K, on the CPU reference (src/model/cpu-link.ts: hundreds of prompts in
 //      minutes), on stories the model wrote itself cut by KVSplit at several chunk sizes, with and
-//      without a BOS in front of each chunk; the default k is chosen from these numbers; the first
-//      prompt(s) are cross-checked on the GPU;
+//      without a BOS in front of each chunk; the default k is chosen from these numbers; on the
+//      plain cut, each chunk context (lead-in, previous tokens) against none and each KV storage
+//      format (f32, f16, int8 records, an emulated f16 pool) against f32, with paired statistics;
+//      the first prompt(s) are cross-checked on the GPU;
 //   2. time to first token of full prefill, naive reuse and AttnLink with that k, as the number of
 //      cached chunks and their length grow, on stories260K and a synthetic model;
-// then writes bench/results/pic-<adapter>.json and .md (tables and text charts).
+// then writes bench/results/pic-<adapter>.json and .md (tables and text charts; pic-<adapter>-quality.*
+// with --skip-speed).
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { DEFAULT_CONTEXT_TOKENS } from '../src/engine/doc-layout.ts';
 import { GpuContext } from '../src/gpu/context.ts';
 import { DEFAULT_BLEND_LAYER, DEFAULT_BLEND_RATIO } from '../src/kv/cacheblend.ts';
 import { FileSource } from '../src/gguf/node-file-source.ts';
@@ -25,13 +29,15 @@ import { renderMarkdown, renderQualityTable, renderSpeedTable } from './pic-repo
 import { runQuality, type QualityPlan, type QualityResult } from './pic-quality.ts';
 import { runSpeed, type SpeedPlan, type SpeedRow, type SpeedSkip } from './pic-speed.ts';
 
-const USAGE = `usage: npm run bench:pic -- [--quick] [--json] [--out DIR] [--k N] [--quality-seconds S] [--skip-speed]
+const USAGE = `usage: npm run bench:pic -- [--quick] [--json] [--out DIR] [--k N] [--quality-seconds S] [--quality-prompts N] [--min-prompts N] [--skip-speed]
   --quick              a dozen quality prompts and small speed grids: a smoke run (writes pic-<adapter>-quick.*)
   --json               print the JSON report on stdout (progress goes to stderr)
   --out DIR            write pic-<adapter>.json/.md into DIR instead of bench/results
   --k N                AttnLink k for the speed runs instead of the one chosen from the quality data
   --quality-seconds S  stop starting new quality prompts after S seconds
-  --skip-speed         quality only: no time-to-first-token runs`;
+  --quality-prompts N  at most N quality prompts per chunk size
+  --min-prompts N      run at least N quality prompts whatever the time budget (default 60; 4 with --quick)
+  --skip-speed         quality only: no time-to-first-token runs (writes pic-<adapter>-quality.*, so a full report is kept)`;
 
 interface Args {
   quick: boolean;
@@ -39,6 +45,8 @@ interface Args {
   out?: string;
   k?: number;
   qualitySeconds?: number;
+  qualityPrompts?: number;
+  minPrompts?: number;
   skipSpeed: boolean;
 }
 
@@ -59,6 +67,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--out') args.out = argv[++i];
     else if (a === '--k') args.k = Math.floor(num(a, argv[++i]));
     else if (a === '--quality-seconds') args.qualitySeconds = num(a, argv[++i]);
+    else if (a === '--quality-prompts') args.qualityPrompts = Math.max(1, Math.floor(num(a, argv[++i])));
+    else if (a === '--min-prompts') args.minPrompts = Math.floor(num(a, argv[++i]));
     else if (a === '--skip-speed') args.skipSpeed = true;
     else if (a === '--help' || a === '-h') {
       console.log(USAGE);
@@ -93,9 +103,10 @@ const KS = [1, 2, 4, 8, 16, 32];
  * time budget and the speed grid stops at 512-token prompts.
  */
 function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; speed: SpeedPlan; syntheticSpec: SyntheticSpec | undefined; syntheticSpeed: SpeedPlan } {
-  // Quality runs on the CPU reference whatever the adapter. Sized for <= 20 min on 2 shared cores:
-  // a prompt of ~250 tokens takes ~7 s over the three sizes and both cuts (~2.5 s for one size),
-  // so ~120 prompts at every size, then target 64 alone until the budget; 60 whatever the time.
+  // Quality runs on the CPU reference whatever the adapter. Sized for <= 20 min on 2 idle cores
+  // before the context and storage rows: a prompt of ~250 tokens took ~10 s over the three sizes and
+  // both cuts; those rows add about half again (~35 links more per prompt). ~100 prompts at every
+  // size, then target 64 alone until the budget; 60 whatever the time (--quality-prompts lowers it).
   const quality: QualityPlan = {
     documents: quick ? 60 : 300,
     minDocTokens: 40,
@@ -115,6 +126,9 @@ function plans(isSwiftShader: boolean, quick: boolean): { quality: QualityPlan; 
     blendLayer: DEFAULT_BLEND_LAYER,
     gpuChecks: 1,
     crossCutPrompts: quick ? 6 : 60,
+    // The engine's context modes (src/engine/doc-layout.ts) with its 8 tokens, against 'none'.
+    contexts: { modes: ['lead-in', 'previous'], tokens: DEFAULT_CONTEXT_TOKENS, ks: [1, 4] },
+    storage: { formats: ['f32', 'f16', 'int8'], ks: [1], f16Pool: true },
     seed: 1,
   };
   const speed: SpeedPlan = {
@@ -160,7 +174,10 @@ async function main(): Promise<void> {
   const ctx = new GpuContext(node.device, node.features, fsShaderSources(), { arenaSlots: 1024 });
   const { quality: qPlan, speed: sPlan, syntheticSpec, syntheticSpeed } = plans(node.isSwiftShader, args.quick);
   if (args.qualitySeconds !== undefined) qPlan.budgetS = args.qualitySeconds;
-  const name = `pic-${slug(info, node.adapterInfo)}${args.quick ? '-quick' : ''}`;
+  if (args.minPrompts !== undefined) qPlan.minPrompts = args.minPrompts;
+  const cap = args.qualityPrompts;
+  if (cap !== undefined) qPlan.chunkSizes = qPlan.chunkSizes.map((s) => ({ ...s, prompts: Math.min(s.prompts, cap) }));
+  const name = `pic-${slug(info, node.adapterInfo)}${args.quick ? '-quick' : ''}${args.skipSpeed ? '-quality' : ''}`;
   const outDir = resolve(args.out ?? join(projectRoot, 'bench/results'));
   const note = node.isSwiftShader
     ? 'SwiftShader is a CPU implementation of Vulkan: every time here is CPU time on this machine (2 cores shared with other work), not GPU time. ' +

@@ -3,7 +3,8 @@
 // prompts without a GPU.
 //
 // A linked sequence is `[prefix] [chunk 1] ... [chunk m] [question]`. The prefix runs normally from
-// position 0. Every chunk's KV (all layers), computed alone from position 0, is copied to its
+// position 0. Every chunk's KV (all layers), computed alone from position 0 (or after a few context
+// tokens whose KV is then dropped, like GpuModel.computeChunk's `context`), is copied to its
 // absolute position: keys are kept before RoPE and rotated by position inside attention, so placing
 // is a plain copy. The chosen chunk tokens are then recomputed in place, in increasing position,
 // each through all layers attending causally to positions 0..its own: recomputed tokens before it
@@ -17,7 +18,7 @@ import { InvalidRequestError, KVCacheError } from '../errors.ts';
 import { DEFAULT_BLEND_LAYER, kvDeviation } from '../kv/cacheblend.ts';
 import type { CpuModel } from './cpu-reference.ts';
 
-/** A chunk's KV computed alone from position 0: per layer (n, nKvHeads*headDim), keys before RoPE. */
+/** A chunk's KV as computed (alone, or after a context): per layer (n, nKvHeads*headDim), keys before RoPE. */
 export interface CpuChunkKV {
   tokens: number[];
   k: Float32Array[];
@@ -32,11 +33,37 @@ export interface CpuLinkPlan {
   recompute: number[][];
 }
 
-/** Runs `tokens` alone from position 0 and keeps their KV. Resets the model's sequence. */
-export function cpuComputeChunk(model: CpuModel, tokens: number[]): CpuChunkKV {
+/** How a link or a chunk compute runs. */
+export interface CpuLinkOptions {
+  /**
+   * Called after every token the call itself runs (cpuPrefillLinked: prefix, recomputed chunk
+   * tokens, question; cpuComputeChunk: context and chunk), with the position whose K/V rows that
+   * token has just written: a caller may rewrite them (through `kvRows`/`setKV`), e.g. round them to
+   * f16 as an f16 KV pool holds them. The token's own step has already read its rows as computed.
+   * With a hook, tokens run one at a time: the same math, since the CPU reference runs every token
+   * on its own anyway.
+   */
+  afterToken?: (model: CpuModel, position: number) => void;
+}
+
+/**
+ * Runs `context` then `tokens` from position 0 and keeps the KV of `tokens` only (the chunk sits at
+ * positions context.length.. during the compute; its keys are kept before RoPE, so linking places
+ * them anywhere). An empty context is the chunk alone. Resets the model's sequence.
+ */
+export function cpuComputeChunk(model: CpuModel, tokens: number[], context: readonly number[] = [], opts: CpuLinkOptions = {}): CpuChunkKV {
+  if (tokens.length === 0) throw new InvalidRequestError('empty-input', 'a chunk needs at least one token');
   model.reset();
-  model.forward(tokens);
-  const { k, v } = model.kvRows(0, tokens.length);
+  const all = [...context, ...tokens];
+  const after = opts.afterToken;
+  if (!after) model.forward(all);
+  else {
+    all.forEach((t, p) => {
+      model.forward([t]);
+      after(model, p);
+    });
+  }
+  const { k, v } = model.kvRows(context.length, tokens.length);
   return { tokens: [...tokens], k, v };
 }
 
@@ -45,7 +72,7 @@ export function cpuComputeChunk(model: CpuModel, tokens: number[]): CpuChunkKV {
  * logits after each question token: (question.length) arrays of (vocab). The model then holds the
  * whole sequence, so `model.forward([t])` continues decoding after the question.
  */
-export function cpuPrefillLinked(model: CpuModel, plan: CpuLinkPlan): Float32Array[] {
+export function cpuPrefillLinked(model: CpuModel, plan: CpuLinkPlan, opts: CpuLinkOptions = {}): Float32Array[] {
   const { prefix, chunks, question, recompute } = plan;
   if (question.length === 0) throw new InvalidRequestError('empty-question', 'a linked request needs at least one question token to read logits from');
   if (recompute.length !== chunks.length) {
@@ -76,6 +103,8 @@ export function cpuPrefillLinked(model: CpuModel, plan: CpuLinkPlan): Float32Arr
   });
 
   model.reset();
+  const after = opts.afterToken;
+  if (after) return linkTokenByToken(model, plan, tokens, positions, after);
   if (prefix.length > 0) model.forward(prefix);
   pos = prefix.length;
   for (const c of chunks) {
@@ -84,6 +113,23 @@ export function cpuPrefillLinked(model: CpuModel, plan: CpuLinkPlan): Float32Arr
   }
   if (tokens.length > 0) model.forwardAt(tokens, positions);
   return model.forwardAll(question, pos);
+}
+
+/** cpuPrefillLinked with a hook after every token: the same steps, one token at a time. */
+function linkTokenByToken(model: CpuModel, plan: CpuLinkPlan, tokens: number[], positions: number[], after: (model: CpuModel, position: number) => void): Float32Array[] {
+  const run = (t: number, p: number): Float32Array => {
+    const logits = model.forwardAt([t], [p]);
+    after(model, p);
+    return logits;
+  };
+  plan.prefix.forEach(run);
+  let pos = plan.prefix.length;
+  for (const c of plan.chunks) {
+    model.setKV(c, pos);
+    pos += c.tokens.length;
+  }
+  tokens.forEach((t, i) => run(t, positions[i]));
+  return plan.question.map((t, i) => run(t, pos + i));
 }
 
 /** AttnLink's recompute set: the first min(k, length) token indices of each chunk. */

@@ -1,6 +1,7 @@
 // The CPU reference of chunk linking on stories260K: the cases where linking must equal a full
-// prefill (one chunk at position 0, every token recomputed, CacheBlend at ratio 1), the case where
-// it must not (naive reuse of several chunks), and the KV row access it is built on.
+// prefill (one chunk at position 0, a chunk computed after a context and linked after the same
+// tokens, every token recomputed, CacheBlend at ratio 1), the case where it must not (naive reuse of
+// several chunks), the per-token hook, and the KV row access it is built on.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InvalidRequestError, KVCacheError } from '../../src/errors.ts';
 import { FileSource } from '../../src/gguf/node-file-source.ts';
@@ -47,6 +48,51 @@ describe.skipIf(!stories)(stories ? 'CPU chunk linking on stories260K' : missing
   it('one chunk at position 0, nothing recomputed, equals a full prefill', () => {
     const linked = cpuPrefillLinked(model, { prefix: [], chunks: [chunks[0]], question, recompute: [[]] });
     expect(maxDiff(linked, full([], [docs[0]]))).toBe(0);
+  });
+
+  it('a chunk computed after a context keeps the rows a full prefill of context + chunk gives it', () => {
+    const context = tokensFrom(7, 8);
+    const withCtx = cpuComputeChunk(model, docs[1], context);
+    expect(withCtx.tokens).toEqual(docs[1]);
+    model.reset();
+    model.forward([...context, ...docs[1]]);
+    const rows = model.kvRows(context.length, docs[1].length);
+    expect(withCtx.k.every((k, l) => k.every((x, i) => x === rows.k[l][i]))).toBe(true);
+    expect(withCtx.v.every((v, l) => v.every((x, i) => x === rows.v[l][i]))).toBe(true);
+    // Linked right after the same context tokens, nothing recomputed: exactly the full prefill.
+    const linked = cpuPrefillLinked(model, { prefix: context, chunks: [withCtx], question, recompute: [[]] });
+    expect(maxDiff(linked, full(context, [docs[1]]))).toBe(0);
+    // The context changes the chunk's rows (beyond layer 0, which depends on the token alone) ...
+    const alone = chunks[1];
+    expect(withCtx.k[0].every((x, i) => x === alone.k[0][i])).toBe(true);
+    expect(withCtx.k.at(-1)!.some((x, i) => x !== alone.k.at(-1)![i])).toBe(true);
+    // ... and an empty context is the chunk alone, as before.
+    const empty = cpuComputeChunk(model, docs[1], []);
+    expect(empty.k.every((k, l) => k.every((x, i) => x === alone.k[l][i]))).toBe(true);
+    expect(empty.v.every((v, l) => v.every((x, i) => x === alone.v[l][i]))).toBe(true);
+    expect(() => cpuComputeChunk(model, [], context)).toThrow(InvalidRequestError);
+  });
+
+  it('afterToken: an identity hook changes nothing; it sees every token the link runs, and what it writes is read', () => {
+    const recompute = attnlinkIndices(chunks, 2);
+    const plan = { prefix: [BOS], chunks, question, recompute };
+    const plain = cpuPrefillLinked(model, plan);
+    const seen: number[] = [];
+    const hooked = cpuPrefillLinked(model, plan, { afterToken: (_, p) => void seen.push(p) });
+    expect(maxDiff(hooked, plain)).toBe(0);
+    const starts = [1, 1 + docs[0].length, 1 + docs[0].length + docs[1].length];
+    const end = starts[2] + docs[2].length;
+    expect(seen).toEqual([0, ...starts.flatMap((s) => [s, s + 1]), ...question.map((_, i) => end + i)]);
+    // A hook that zeroes each prefix row's values changes the output.
+    const zeroed = cpuPrefillLinked(model, plan, {
+      afterToken: (m, p) => {
+        if (p !== 0) return;
+        const rows = m.kvRows(p, 1);
+        rows.v.forEach((v) => v.fill(0));
+        m.setKV(rows, p);
+      },
+    });
+    expect(maxDiff(zeroed, plain)).toBeGreaterThan(1e-4);
   });
 
   it('recomputing every chunk token equals a full prefill', () => {
