@@ -271,7 +271,11 @@ describe('documents on a synthetic model', () => {
     const store = new MemoryStore();
     const plain = await engineOn(store);
     const base = await plain.complete({ texts: [texts.fox], question: 'the fox' }, { maxTokens: 4, method: 'full' });
-    const none = await plain.complete({ texts: [texts.fox], question: 'the fox' }, { maxTokens: 4, method: 'naive' });
+    const none = await plain.complete({ texts: [texts.fox], question: 'the fox' }, { maxTokens: 4, method: 'naive', chunkContext: 'none' });
+    // The default (no chunkContext) is the lead-in.
+    const byDefault = await plain.complete({ texts: [texts.fox], question: 'the fox' }, { maxTokens: 4, method: 'naive' });
+    const leadIn = await plain.complete({ texts: [texts.fox], question: 'the fox' }, { maxTokens: 4, method: 'naive', chunkContext: 'lead-in' });
+    expect(byDefault.chunks!.map((c) => c.id)).toEqual(leadIn.chunks!.map((c) => c.id));
     for (const context of ['lead-in', 'previous'] as const) {
       const r = await plain.complete({ texts: [texts.fox], question: 'the fox' }, { maxTokens: 4, method: 'naive', chunkContext: context });
       expect(r.promptTokens).toEqual(base.promptTokens);
