@@ -73,7 +73,7 @@ function documentText(seed: number, approxTokens: number): string {
     const n = 6 + Math.floor(next() * 8);
     const w = Array.from({ length: n }, () => words[Math.floor(next() * words.length)]);
     sentences.push(`${w.join(' ')}.`);
-    tokens += n * 3; // about three tokens per word for this vocabulary
+    tokens += n * 5; // about five tokens per word for this vocabulary
   }
   return sentences.reduce((text, sen, i) => text + (i > 0 && i % 5 === 0 ? '\n\n' : i > 0 ? ' ' : '') + sen, '');
 }
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   mkdirSync(join(projectRoot, 'public', 'models'), { recursive: true });
   if (!existsSync(modelPath)) writeFileSync(modelPath, makeSyntheticModel(MODEL_SPEC));
   const { createServer } = await import('vite');
-  const server = await createServer({ configFile: join(projectRoot, 'vite.config.ts'), logLevel: 'warn', clearScreen: false, server: { port: 5191, strictPort: false, host: '127.0.0.1' } });
+  const server = await createServer({ configFile: join(projectRoot, 'vite.config.ts'), logLevel: 'warn', clearScreen: false, server: { port: 5191, strictPort: false, host: '127.0.0.1', hmr: false, watch: null } });
   await server.listen();
   const base = server.resolvedUrls!.local[0];
   const modelUrl = `${base}models/${MODEL_FILE}`;
