@@ -1,6 +1,6 @@
 // Chromium for the browser tests: the system build (never a downloaded one), headless, with
 // WebGPU enabled (SwiftShader on machines without a GPU).
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { chromiumPath } from '../scripts/setup.mjs';
 
 export const chromiumArgs = [
@@ -16,9 +16,13 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
 }
 
-/** A page whose console errors and crashes are collected, to explain a failing test. */
-export async function openPage(browser: Browser, url: string): Promise<{ page: Page; problems: string[] }> {
-  const page = await browser.newPage();
+/**
+ * A page whose console errors and crashes are collected, to explain a failing test. A Browser
+ * gives each page a fresh context (its own storage); a BrowserContext shares its storage (a
+ * persistent profile, or two tabs of one origin).
+ */
+export async function openPage(owner: Browser | BrowserContext, url: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await owner.newPage();
   const problems: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`console: ${m.text()}`);

@@ -18,7 +18,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     logLevel: 'warn',
     clearScreen: false,
     // Away from the dev server's 5173, in case one is running; the next free port is taken.
-    server: { port: 5190, strictPort: false, host: '127.0.0.1' },
+    // hmr: false: files edited while the tests run must not reload the pages under test (a
+    // reload ends the Worker, and with it the evaluate call that was waiting on it).
+    server: { port: 5190, strictPort: false, host: '127.0.0.1', hmr: false },
   });
   await server.listen();
   const url = server.resolvedUrls?.local[0];
