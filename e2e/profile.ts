@@ -1,6 +1,7 @@
 // Helpers for the browser tests of the documents store: profiles on disk that outlive a browser,
 // a Chromium started (and SIGKILLed) by the test itself, the page-side calls on the demo's live
 // client (window.chunklmReady), and raw IndexedDB reads and edits of the store behind the Worker.
+import { PENDING_MANIFEST_PREFIX } from '../src/engine/documents.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,7 +84,7 @@ export function describeChunks(r: GenerationResult): string {
  * the chunks the add is about to write, so that no other tab collects them meanwhile; after a
  * crash it stays for a grace period, then it is dropped and its chunks collected.
  */
-export const PENDING_MANIFEST_PREFIX = '\u0001pending/';
+export { PENDING_MANIFEST_PREFIX };
 
 /** The store as IndexedDB holds it: chunk record ids, and what each manifest names. */
 export interface StoreSnapshot {

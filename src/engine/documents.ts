@@ -53,7 +53,8 @@ const MAX_WARNINGS = 20;
  * written, so another tab opening the store meanwhile does not collect them as orphans. One older
  * than the grace period belongs to a writer that died: it is dropped and its chunks collected.
  */
-const PENDING_PREFIX = '\u0001pending/';
+export const PENDING_MANIFEST_PREFIX = '\u0001pending/';
+const PENDING_PREFIX = PENDING_MANIFEST_PREFIX;
 const PENDING_GRACE_MS = 10 * 60 * 1000;
 
 function isPending(m: DocumentManifest): boolean {
@@ -498,14 +499,15 @@ export class DocumentLibrary {
     let failed = await model.cache.persist(records);
     if (failed?.code === 'quota-exceeded') {
       // The browser refused for room: make room beyond what the budget asked, and retry once.
+      // Free as many bytes as the write needs (the browser's own usage figure lags behind deletes).
       const before = this.budget;
-      this.budget = Math.max(0, Math.min(this.budget, (await this.storedBytes()) - need));
+      this.budget = Math.max(0, Math.min(this.budget, await this.storedBytes()));
       await this.enforceBudget(model, need);
       this.budget = before;
       failed = await model.cache.persist(records);
     }
     if (failed) {
-      const err = new StorageError(failed.code, `${records.length} chunk record(s) (${need} bytes) could not be stored: ${failed.message}; the answer goes on, and the chunks are computed again when next used`, failed.fields);
+      const err = new StorageError(failed.code, `${failed.message}; the chunks are computed again when next used`, failed.fields);
       this.warn(err.message);
       return err;
     }

@@ -439,7 +439,8 @@ export class Engine {
         }
       }
     } catch (err) {
-      if (err instanceof AbortedError || (err as Error)?.name === 'AbortError') finishReason = 'aborted';
+      // A read from a destroyed device fails with an AbortError too: only the caller's signal means 'aborted'.
+      if (signal?.aborted && (err instanceof AbortedError || (err as Error)?.name === 'AbortError')) finishReason = 'aborted';
       else throw await this.explain(err);
     } finally {
       lease?.release();

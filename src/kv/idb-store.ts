@@ -64,7 +64,7 @@ function toStorageError(err: unknown, what: string, bytes?: number): StorageErro
   if (name === 'QuotaExceededError') {
     return new StorageError(
       'quota-exceeded',
-      `the browser refused to store ${what} for lack of room (${errorMessage(err)}); delete documents or ask for persistent storage`,
+      `the browser refused to ${what} for lack of room${errorMessage(err) ? ` (${errorMessage(err)})` : ''}; delete documents or ask for persistent storage`,
       { bytes, domException: name },
       { cause: err },
     );
@@ -299,7 +299,7 @@ export class IdbStore implements PersistentStore {
     try {
       await setMany(records, this.chunks.use);
     } catch (err) {
-      throw toStorageError(err, `store ${records.length} chunks (${bytes} bytes)`, bytes);
+      throw toStorageError(err, `store ${records.length} chunk record(s) (${bytes} bytes)`, bytes);
     }
   }
 

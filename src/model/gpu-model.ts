@@ -380,7 +380,11 @@ export class GpuModel implements ChunkBackend {
       this.checkRoom(1);
       current = this.submitStep(this.seq, 1, 'decode', sampling);
     }
-    if (speculate && this.seq.nTokens < this.maxContext) this.pending = this.submitStep(this.seq, 1, 'decode', sampling);
+    if (speculate && this.seq.nTokens < this.maxContext) {
+      this.pending = this.submitStep(this.seq, 1, 'decode', sampling);
+      // Collected by the next call or dropped by settle(); a lost device must not surface as an unhandled rejection.
+      this.pending.catch(() => undefined);
+    }
     return current;
   }
 
