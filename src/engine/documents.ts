@@ -500,11 +500,9 @@ export class DocumentLibrary {
     if (failed?.code === 'quota-exceeded') {
       // The browser refused for room: make room beyond what the budget asked, and retry once.
       // Free as many bytes as the write needs (the browser's own usage figure lags behind deletes).
-      const before = this.budget;
-      this.budget = Math.max(0, Math.min(this.budget, await this.storedBytes()));
-      await this.enforceBudget(model, need);
-      this.budget = before;
+      const freed = await this.makeRoom(need, model);
       failed = await model.cache.persist(records);
+      if (!failed) this.warn(`the browser refused ${need} bytes of chunk records for lack of room; ${freed} bytes of older chunks were evicted and the write retried`);
     }
     if (failed) {
       const err = new StorageError(failed.code, `${failed.message}; the chunks are computed again when next used`, failed.fields);
@@ -547,14 +545,32 @@ export class DocumentLibrary {
     return (await this.store.listManifests()).filter((m) => !isPending(m));
   }
 
+  /** Evicts at least `need` bytes of chunks (least recently used, never a pinned document's) below what is stored now. */
+  private async makeRoom(need: number, model?: LibraryModel): Promise<number> {
+    const before = this.budget;
+    this.budget = Math.max(0, Math.min(this.budget, await this.storedBytes()));
+    try {
+      return await this.enforceBudget(model, need);
+    } finally {
+      this.budget = before;
+    }
+  }
+
+  /** A refused manifest write evicts room for it and retries once; a second refusal is the caller's typed error. */
   private async putManifest(m: DocumentManifest): Promise<void> {
     try {
       await this.store.putManifest(m);
     } catch (err) {
-      if (err instanceof StorageError && err.code === 'quota-exceeded') {
-        await this.enforceBudget(undefined, JSON.stringify(m).length * 2);
+      if (!(err instanceof StorageError && err.code === 'quota-exceeded')) throw err;
+      const need = 2 * JSON.stringify(m).length;
+      const freed = await this.makeRoom(need);
+      try {
         await this.store.putManifest(m);
-      } else throw err;
+        this.warn(`the browser refused document '${m.id}' for lack of room; ${freed} bytes of older chunks were evicted and the write retried`);
+      } catch (again) {
+        this.warn(`the browser refused document '${m.id}' for lack of room, even after ${freed} bytes of older chunks were evicted`);
+        throw again;
+      }
     }
   }
 

@@ -72,7 +72,8 @@ export class ChunklmDemo extends LitElement {
     return this.phase === 'loading' || this.phase === 'generating';
   }
 
-  private async getClient(): Promise<ChunklmClient> {
+  /** The client this element talks to: the one handed in, or one it starts (once) and owns. */
+  async getClient(): Promise<ChunklmClient> {
     if (this.client) return this.client;
     this.ownClient ??= ChunklmClient.create();
     try {

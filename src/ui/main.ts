@@ -1,7 +1,7 @@
-// Entry of the demo page (index.html): starts the Worker's client, hands it to <chunklm-demo>,
-// and exposes it as `window.chunklm` for scripts, the console and browser tests
-// (`await window.chunklmReady` resolves once the Worker answers).
-import { ChunklmClient } from '../client/client.ts';
+// Entry of the demo page (index.html): registers <chunklm-demo> and exposes the client it talks
+// to as `window.chunklm`, for scripts, the console and browser tests (`await window.chunklmReady`
+// resolves once the Worker answers). One client: the element's own, shared, never a second one.
+import type { ChunklmClient } from '../client/client.ts';
 import './chunklm-demo.ts';
 
 declare global {
@@ -12,10 +12,9 @@ declare global {
   }
 }
 
-window.chunklmReady = ChunklmClient.create().then((client) => {
-  window.chunklm = client;
-  for (const el of document.querySelectorAll('chunklm-demo')) el.client = client;
-  return client;
-});
-// A failure shows on the page the first time the demo asks for the client (it makes its own then).
-window.chunklmReady.catch((err: unknown) => console.error('chunklm: the Worker did not start:', err));
+const demo = document.querySelector('chunklm-demo');
+if (demo) {
+  window.chunklmReady = demo.getClient().then((client) => (window.chunklm = client));
+  // A failure shows on the page when the demo next asks for the client (it starts a new one then).
+  window.chunklmReady.catch((err: unknown) => console.error('chunklm: the Worker did not start:', err));
+}
