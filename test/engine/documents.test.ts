@@ -178,6 +178,20 @@ describe('documents on a synthetic model', () => {
     e.unload();
   });
 
+  it('a cancelled add leaves no document and no pending manifest, and the engine goes on', async () => {
+    const store = new MemoryStore();
+    const e = await engineOn(store);
+    const ctrl = new AbortController();
+    const err = await e.documents
+      .add({ id: 'fox', text: texts.fox }, { signal: ctrl.signal, onProgress: (p) => p.phase === 'compute' && p.done === 1 && ctrl.abort() })
+      .catch((x: unknown) => x);
+    expect(err).toMatchObject({ name: 'AbortedError' });
+    expect(await e.documents.list()).toEqual([]);
+    expect(await store.listManifests()).toEqual([]);
+    expect((await e.documents.add({ id: 'fox', text: texts.fox })).storedChunks).toBeGreaterThan(0);
+    e.unload();
+  });
+
   it('chunks no manifest names (a writer killed mid-add) are collected when a library opens', async () => {
     const store = new MemoryStore();
     const e = await engineOn(store);
