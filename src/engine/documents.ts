@@ -505,7 +505,7 @@ export class DocumentLibrary {
       if (!failed) this.warn(`the browser refused ${need} bytes of chunk records for lack of room; ${freed} bytes of older chunks were evicted and the write retried`);
     }
     if (failed) {
-      const err = new StorageError(failed.code, `${failed.message}; the chunks are computed again when next used`, failed.fields);
+      const err = new StorageError(failed.code, `${failed.message.replace(/\.$/, '')}; the chunks are computed again when next used`, failed.fields);
       this.warn(err.message);
       return err;
     }
