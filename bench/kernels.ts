@@ -1,6 +1,7 @@
 // Kernel benchmarks: the copy kernel's bandwidth, then every kernel family's throughput as a
 // fraction of it. Bytes moved come from the ops' own byte counters (linearBytes, ...), so a
 // kernel at fractionOfCopy 1.0 moves its minimal bytes as fast as a plain copy does.
+import { xorshift32 } from '../src/random.ts';
 import { GPUError } from '../src/errors.ts';
 import type { GpuContext } from '../src/gpu/context.ts';
 import { attentionDispatches } from '../src/gpu/ops/attention.ts';
@@ -64,16 +65,9 @@ export interface KernelResult {
 
 /** Seeded uniform values in [-1, 1). */
 export function randomValues(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = (s >>> 8) / 8388608 - 1;
-  }
+  for (let i = 0; i < n; i++) out[i] = (next() >>> 8) / 8388608 - 1;
   return out;
 }
 

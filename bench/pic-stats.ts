@@ -3,18 +3,9 @@
 // the p-values were checked against scipy.stats (binomtest, wilcoxon with the normal approximation
 // and continuity correction) on a few hundred random cases when this file was written.
 
-/** xorshift32 in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
+import { seededRandom } from '../src/random.ts';
+
+export { seededRandom };
 
 export function mean(xs: readonly number[]): number {
   return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;

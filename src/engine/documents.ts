@@ -582,26 +582,31 @@ export class DocumentLibrary {
   }
 
   private info(m: DocumentManifest, model?: LibraryModel): DocumentInfo {
-    return {
-      id: m.id,
-      title: m.title,
-      textHash: m.textHash,
-      chars: m.text.length,
-      tokens: m.tokens,
-      chunks: m.chunks.length,
-      storedChunks: m.chunks.filter((c) => c.bytes > 0).length,
-      bytes: m.bytes,
-      pinned: m.pinned,
-      createdAt: m.createdAt,
-      lastUsedAt: m.lastUsedAt,
-      currentModel: model !== undefined && m.modelFingerprint === model.fingerprint && sameSettings(m.settings, settingsRecord(model.settings)),
-    };
+    return documentInfo(m, model);
   }
 
   private warn(message: string): void {
     this.warnings.push(message);
     if (this.warnings.length > MAX_WARNINGS) this.warnings.shift();
   }
+}
+
+/** What a manifest says about its document; `currentModel` is whether its chunks were made for `model`. */
+export function documentInfo(m: DocumentManifest, model?: LibraryModel): DocumentInfo {
+  return {
+    id: m.id,
+    title: m.title,
+    textHash: m.textHash,
+    chars: m.text.length,
+    tokens: m.tokens,
+    chunks: m.chunks.length,
+    storedChunks: m.chunks.filter((c) => c.bytes > 0).length,
+    bytes: m.bytes,
+    pinned: m.pinned,
+    createdAt: m.createdAt,
+    lastUsedAt: m.lastUsedAt,
+    currentModel: model !== undefined && m.modelFingerprint === model.fingerprint && sameSettings(m.settings, settingsRecord(model.settings)),
+  };
 }
 
 function uniqueBytes(ms: readonly DocumentManifest[]): number {

@@ -1,6 +1,7 @@
 // Synthetic models: GGUF files with random weights of real shapes, for tests and benchmarks of
 // shapes and sizes no small real model covers. Deterministic for a seed.
 import { InvalidRequestError } from '../errors.ts';
+import { seededRandom } from '../random.ts';
 import { f16ToF32, f32ToF16, GGMLType, ggmlTypeInfo, ggmlTypeName, quantize, tensorByteLength } from '../gguf/quant.ts';
 import { gguf, writeGGUF, type GGUFTypedValue, type GGUFWriteTensor } from '../gguf/writer.ts';
 
@@ -41,18 +42,7 @@ export const SYNTHETIC_PRESETS = {
 
 export type SyntheticPreset = keyof typeof SYNTHETIC_PRESETS;
 
-/** xorshift32: fast, seeded, good enough for weights. Returns uniform values in [0, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** Fills `out` with uniform values of standard deviation `std` around `mean` (uniform on mean ± std·√3). */
 function fillRandom(out: Float32Array, std: number, next: () => number, mean = 0): Float32Array {

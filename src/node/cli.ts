@@ -19,6 +19,7 @@ import {
   type LoadProgress,
 } from '../engine/types.ts';
 import { ChunklmError, InvalidRequestError, StorageError } from '../errors.ts';
+import { documentInfo } from '../engine/documents.ts';
 import { FileSource } from '../gguf/node-file-source.ts';
 import type { DocumentManifest } from '../kv/store.ts';
 import { FolderStore } from './folder-store.ts';
@@ -613,19 +614,8 @@ async function openFolderStore(dir: string): Promise<FolderStore> {
 
 /** What `docs list` shows of a manifest, without a model (so without currentModel). */
 function manifestInfo(m: DocumentManifest): Omit<DocumentInfo, 'currentModel'> {
-  return {
-    id: m.id,
-    title: m.title,
-    textHash: m.textHash,
-    chars: m.text.length,
-    tokens: m.tokens,
-    chunks: m.chunks.length,
-    storedChunks: m.chunks.filter((c) => c.bytes > 0).length,
-    bytes: m.bytes,
-    pinned: m.pinned,
-    createdAt: m.createdAt,
-    lastUsedAt: m.lastUsedAt,
-  };
+  const { currentModel: _, ...info } = documentInfo(m);
+  return info;
 }
 
 async function writeFileAtomically(path: string, bytes: Uint8Array): Promise<void> {

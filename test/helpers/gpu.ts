@@ -3,6 +3,7 @@
 import { GpuContext, encodeDispatches, type Dispatch } from '../../src/gpu/context.ts';
 import { acquireNodeDevice } from '../../src/node/gpu.ts';
 import { fsShaderSources } from '../../src/node/shaders-fs.ts';
+import { xorshift32 } from '../../src/random.ts';
 
 let ctxPromise: Promise<GpuContext> | undefined;
 
@@ -81,16 +82,9 @@ export async function run(ctx: GpuContext, dispatches: Dispatch[]): Promise<void
 
 /** Seeded uniform random numbers in [lo, hi). */
 export function randomF32(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = lo + ((s >>> 8) / 16777216) * (hi - lo);
-  }
+  for (let i = 0; i < n; i++) out[i] = lo + ((next() >>> 8) / 16777216) * (hi - lo);
   return out;
 }
 

@@ -1,3 +1,4 @@
+import { xorshift32 } from '../../src/random.ts';
 import { describe, expect, it } from 'vitest';
 import { KVCacheError } from '../../src/errors.ts';
 import {
@@ -19,13 +20,8 @@ const FINGERPRINT = 'synthetic-gqa2:0123456789abcdef';
 
 /** xorshift32 values in [-1, 1), reproducible per seed. */
 function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 31 - 1;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 2 ** 31 - 1;
 }
 
 function shapeOf(nLayers: number, kvDim: number, nTokens: number, seed = 1): ChunkRecordShape {

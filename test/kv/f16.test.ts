@@ -1,3 +1,4 @@
+import { xorshift32 } from '../../src/random.ts';
 import { describe, expect, it } from 'vitest';
 import { InvalidRequestError } from '../../src/errors.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kv/f16.ts';
@@ -109,12 +110,10 @@ describe('f16', () => {
   });
 
   it('matches the reference on random f32 bit patterns of every exponent', () => {
-    let s = 0x2545f491;
+    const next = xorshift32(0x2545f491);
     const bits = new Uint32Array(300_000);
     for (let i = 0; i < bits.length; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
+      const s = next();
       // Bias the exponents towards the half range (2^-28 .. 2^17) so every branch is exercised.
       const e = i % 2 === 0 ? 99 + (((s >>> 0) % 46) | 0) : (s >>> 23) & 0xff;
       bits[i] = ((s & 0x807fffff) | (e << 23)) >>> 0;

@@ -9,16 +9,12 @@ import { gguf } from '../../src/gguf/writer.ts';
 import { CpuModel, ropeTable, rotateHead } from '../../src/model/cpu-reference.ts';
 import { makeSyntheticModel, SYNTHETIC_PRESETS } from '../../src/model/synthetic.ts';
 import { openBytes, rewriteGGUF } from './files.ts';
+import { xorshift32 } from '../../src/random.ts';
 
 /** xorshift-based uniform values in [-1, 1), reproducible per seed. */
 function randomVector(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 31 - 1;
-  });
+  const next = xorshift32(seed);
+  return Float32Array.from({ length: n }, () => next() / 2 ** 31 - 1);
 }
 
 const dot = (a: Float32Array, b: Float32Array) => a.reduce((acc, v, i) => acc + v * b[i], 0);
