@@ -132,6 +132,20 @@ const docsRemoveFlags = {
   help: helpFlag,
 } satisfies Flags;
 
+const docsPinFlags = {
+  store: storeFlag,
+  off: { type: 'boolean', help: 'unpin instead: the chunks may be evicted again' },
+  json: { type: 'boolean', help: 'print { documents: [info, ...] }' },
+  help: helpFlag,
+} satisfies Flags;
+
+const docsImportFlags = {
+  model: { ...modelFlag, help: 'the model the packs were made with (a pack for another model is refused)' },
+  store: storeFlag,
+  json: { type: 'boolean', help: 'print { documents: [info, ...] }' },
+  help: helpFlag,
+} satisfies Flags;
+
 const docsStatsFlags = {
   model: { ...modelFlag, help: 'also count the documents read for this model (loads it on the GPU)' },
   store: storeFlag,
@@ -182,6 +196,16 @@ const sections = {
     synopsis: 'chunklm docs remove --store DIR [--json] ID ...',
     about: 'Removes the documents and the chunks no other document uses. Needs no GPU.',
     flags: docsRemoveFlags,
+  },
+  docsPin: {
+    synopsis: 'chunklm docs pin --store DIR [--off] [--json] ID ...',
+    about: "Pins documents: their chunks are never evicted from the store's budget. Needs no GPU.",
+    flags: docsPinFlags,
+  },
+  docsImport: {
+    synopsis: 'chunklm docs import --model FILE --store DIR [--json] DOC.kvpack ...',
+    about: 'Adds documents from .kvpack files (chunklm pack, documents.export) with their chunk KV:\nnothing is computed. A pack made for another model is refused.',
+    flags: docsImportFlags,
   },
   docsStats: {
     synopsis: 'chunklm docs stats --store DIR [--model FILE] [--json]',
@@ -249,7 +273,7 @@ function renderUsage(list: UsageSection[]): string {
   return `Usage:\n${list.map(renderSection).join('\n')}\n\n${EXIT_STATUS}`;
 }
 
-const docsSections = [sections.docsAdd, sections.docsList, sections.docsRemove, sections.docsStats];
+const docsSections = [sections.docsAdd, sections.docsList, sections.docsRemove, sections.docsPin, sections.docsImport, sections.docsStats];
 
 export const usage = renderUsage(Object.values(sections));
 
@@ -448,8 +472,11 @@ async function docsCommand(args: string[]): Promise<number> {
   if (sub === 'add') return docsAdd(rest);
   if (sub === 'list') return docsList(rest);
   if (sub === 'remove') return docsRemove(rest);
+  if (sub === 'pin') return docsPin(rest);
+  if (sub === 'import') return docsImport(rest);
   if (sub === 'stats') return docsStats(rest);
-  throw usageError(sub === undefined ? 'docs needs a subcommand: add, list, remove or stats' : `unknown docs subcommand '${sub}' (expected add, list, remove or stats)`);
+  const subs = 'add, list, remove, pin, import or stats';
+  throw usageError(sub === undefined ? `docs needs a subcommand: ${subs}` : `unknown docs subcommand '${sub}' (expected ${subs})`);
 }
 
 async function docsAdd(args: string[]): Promise<number> {
@@ -515,6 +542,52 @@ async function docsRemove(args: string[]): Promise<number> {
   for (const id of ids) await library.remove(id);
   process.stdout.write(values.json ? `${JSON.stringify({ removed: ids })}\n` : ids.map((id) => `removed ${id}\n`).join(''));
   return 0;
+}
+
+async function docsPin(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, docsPinFlags, true);
+  if (values.help) return printHelp([sections.docsPin]);
+  const store = await openFolderStore(required(values.store, '--store'));
+  const ids = unique(positionals);
+  if (ids.length === 0) throw usageError('docs pin needs the ids of the documents to pin');
+  const { DocumentLibrary } = await import('../engine/documents.ts');
+  const library = new DocumentLibrary(store);
+  const infos: Omit<DocumentInfo, 'currentModel'>[] = [];
+  for (const id of ids) {
+    const { currentModel: _, ...info } = await library.setPinned(id, values.off !== true);
+    infos.push(info);
+  }
+  process.stdout.write(values.json ? `${JSON.stringify({ documents: infos })}\n` : infos.map((d) => `${d.pinned ? 'pinned' : 'unpinned'} ${d.id}\n`).join(''));
+  return 0;
+}
+
+async function docsImport(args: string[]): Promise<number> {
+  const { values, positionals: files } = parse(args, docsImportFlags, true);
+  if (values.help) return printHelp([sections.docsImport]);
+  const model = required(values.model, '--model');
+  const store = required(values.store, '--store');
+  if (files.length === 0) throw usageError('docs import needs at least one .kvpack file');
+  const packs = await Promise.all(
+    files.map(async (f) => {
+      try {
+        return new Uint8Array(await readFile(f));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
+        throw new InvalidRequestError('read-failed', `cannot read the .kvpack ${f} (${code})`, { path: f, errno: code });
+      }
+    }),
+  );
+  const json = values.json === true;
+  return withEngine({ model, store, json }, async (engine) => {
+    const infos: DocumentInfo[] = [];
+    for (const pack of packs) {
+      const info = await engine.documents.import(pack);
+      if (!json) process.stdout.write(`imported ${describeAdded(info)}\n`);
+      infos.push(info);
+    }
+    if (json) process.stdout.write(`${JSON.stringify({ documents: infos })}\n`);
+    return 0;
+  });
 }
 
 async function docsStats(args: string[]): Promise<number> {

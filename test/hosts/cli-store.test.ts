@@ -142,5 +142,17 @@ describe.skipIf(!stories)(stories ? 'chunklm docs and --ask-docs on stories260K'
     expect(pack.byteLength).toBe(info.packBytes);
     expect(info.bytes).toBeGreaterThan(0);
     expect(pack.byteLength).toBeGreaterThan(info.bytes);
+
+    // docs import puts it in a fresh store with its chunks: the next answer computes no chunk.
+    const store = join(dir, 'store');
+    const imported = cliJson(['docs', 'import', '--model', stories!, '--store', store, out]);
+    expect(imported.documents[0]).toMatchObject({ id: 'lily', title: 'Lily', currentModel: true });
+    expect(imported.documents[0].storedChunks).toBe(imported.documents[0].chunks);
+    const r = cliJson(['generate', '--model', stories!, '--store', store, '--ask-docs', 'lily', '--prompt', 'Lily', '--max-tokens', '2']);
+    expect(r.chunks.every((c: Chunk) => c.source === 'store')).toBe(true);
+    // docs pin needs no GPU.
+    expect(cliJson(['docs', 'pin', '--store', store, 'lily']).documents[0].pinned).toBe(true);
+    expect(cliJson(['docs', 'pin', '--store', store, '--off', 'lily']).documents[0].pinned).toBe(false);
+    expect(cli(['docs', 'pin', '--store', store, 'nope']).code).toBe(1);
   });
 });
