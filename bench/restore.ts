@@ -58,7 +58,7 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-/** A model with enough KV per token that storage throughput means something (8 KiB per token in f16). */
+/** A model with enough KV per token that storage throughput means something (4 KiB per token in f16). */
 const MODEL_SPEC = { architecture: 'llama' as const, nLayers: 4, dim: 256, nHeads: 4, nKvHeads: 4, headDim: 64, ffnDim: 512, vocabSize: 512, contextLength: 4096, weightType: GGMLType.F16, seed: 11, name: 'restore-bench' };
 const MODEL_FILE = 'bench-restore.gguf';
 
