@@ -50,7 +50,7 @@ describe('chunklm docs usage errors', () => {
   it('docs without a subcommand and --ask-docs without --store exit 2; a missing store exits 1', () => {
     const a = cli(['docs']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toContain('docs needs a subcommand: add, list, remove or stats');
+    expect(a.stderr).toContain('docs needs a subcommand: add, list, remove, pin, import or stats');
     const b = cli(['generate', '--model', 'm.gguf', '--prompt', 'x', '--ask-docs', 'a,b']);
     expect(b.code).toBe(2);
     expect(b.stderr).toContain('--ask-docs needs --store DIR');
