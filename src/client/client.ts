@@ -278,12 +278,6 @@ function toSourceSpec(model: ModelInput): ModelSourceSpec {
   if (typeof Blob !== 'undefined' && model instanceof Blob) return { blob: model };
   const href = String(model);
   if (href.length === 0) throw new InvalidRequestError('empty-url', 'the model URL is empty; give a URL or a file');
-  // The Worker resolves relative URLs against its own script URL; resolve against the page instead.
-  const base = typeof location !== 'undefined' ? location.href : undefined;
-  try {
-    return { url: base ? new URL(href, base).href : new URL(href).href };
-  } catch {
-    throw new InvalidRequestError('bad-url', `'${href}' is not a valid URL`, { url: href });
-  }
+  return { url: resolveUrl(href) };
 }
 

@@ -2,7 +2,7 @@
 // chunks' lead-in contexts, and which chunks fit the context (BM25 relevance to the question,
 // kept in document order).
 import MiniSearch from 'minisearch';
-import { splitDocument, type ChunkerSettings } from '../kv/chunker.ts';
+import { DEFAULT_CHUNKER_SETTINGS, splitDocument, type ChunkerSettings } from '../kv/chunker.ts';
 import { chunkId } from '../kv/chunk-id.ts';
 import { renderChatTemplate, type Tokenizer } from '../tokenizer/index.ts';
 import type { ChunkContextMode, ChunkSettings } from './types.ts';
@@ -30,7 +30,7 @@ export type ResolvedChunkSettings = Required<ChunkSettings> & { kv: 'f32' | 'f16
 
 export function resolveChunkSettings(s: ChunkSettings = {}, kv: 'f32' | 'f16'): ResolvedChunkSettings {
   return {
-    targetTokens: s.targetTokens ?? 512,
+    targetTokens: s.targetTokens ?? DEFAULT_CHUNKER_SETTINGS.targetTokens,
     context: s.context ?? DEFAULT_CHUNK_CONTEXT,
     contextTokens: s.contextTokens ?? DEFAULT_CONTEXT_TOKENS,
     chunkBos: s.chunkBos ?? false,

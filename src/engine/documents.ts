@@ -54,11 +54,10 @@ const MAX_WARNINGS = 20;
  * than the grace period belongs to a writer that died: it is dropped and its chunks collected.
  */
 export const PENDING_MANIFEST_PREFIX = '\u0001pending/';
-const PENDING_PREFIX = PENDING_MANIFEST_PREFIX;
 const PENDING_GRACE_MS = 10 * 60 * 1000;
 
 function isPending(m: DocumentManifest): boolean {
-  return m.id.startsWith(PENDING_PREFIX);
+  return m.id.startsWith(PENDING_MANIFEST_PREFIX);
 }
 const ID_PATTERN = /^[\w.:/@+-][\w .:/@+#?&=%~-]{0,255}$/;
 
@@ -130,7 +129,7 @@ export class DocumentLibrary {
     opts.onProgress?.({ phase: 'tokenize', done: 0, total: 0 });
     const previous = await this.store.getManifest(id);
     const chunks = await readDocument(input.text, model.tokenizer, model.fingerprint, model.settings);
-    const pendingId = `${PENDING_PREFIX}${hash.slice(0, 16)}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const pendingId = `${PENDING_MANIFEST_PREFIX}${hash.slice(0, 16)}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     await this.store.putManifest({
       version: DOCUMENT_MANIFEST_VERSION,
       id: pendingId,
@@ -214,11 +213,11 @@ export class DocumentLibrary {
       lastUsedAt: now,
       pinned: input.pin ?? previous?.pinned ?? false,
     };
-    manifest.bytes = uniqueBytes([manifest]);
+    manifest.bytes = uniqueBytes(manifest);
     await this.putManifest(manifest);
     if (previous) await this.dropUnnamed(previous.chunks.map((c) => c.id), model);
     this.store.announce?.({ kind: previous ? 'updated' : 'added', ids: [id] });
-    await this.enforceBudget(model);
+    await this.enforceBudget();
     opts.onProgress?.({ phase: 'done', done: total, total });
     const info = this.info((await this.store.getManifest(id)) ?? manifest, model);
     return { ...info, computedChunks: computed, ...(warnings.length > 0 ? { warnings } : {}) };
@@ -232,7 +231,7 @@ export class DocumentLibrary {
 
   async get(id: string, model?: LibraryModel): Promise<DocumentInfo | undefined> {
     await this.open();
-    if (id.startsWith(PENDING_PREFIX)) return undefined;
+    if (id.startsWith(PENDING_MANIFEST_PREFIX)) return undefined;
     const m = await this.store.getManifest(id);
     return m && this.info(m, model);
   }
@@ -330,7 +329,7 @@ export class DocumentLibrary {
         m.tokens = chunks.reduce((n, c) => n + c.tokens.length, 0);
       } else chunks = chunks.map((c) => (written.has(c.id) ? { ...c, bytes: size.get(c.id)! } : c));
       m.chunks = chunks;
-      m.bytes = uniqueBytes([m]);
+      m.bytes = uniqueBytes(m);
       m.lastUsedAt = now;
       try {
         await this.putManifest(m);
@@ -339,10 +338,13 @@ export class DocumentLibrary {
       }
     }
     if (!docs.every((d) => d.current)) this.store.announce?.({ kind: 'updated', ids: docs.map((d) => d.manifest.id) });
-    try {
-      await this.enforceBudget(model);
-    } catch (err) {
-      warnings.push(`storage eviction failed: ${(err as Error).message}`);
+    // Only written records can take the store over its budget.
+    if (written.size > 0) {
+      try {
+        await this.enforceBudget();
+      } catch (err) {
+        warnings.push(`storage eviction failed: ${(err as Error).message}`);
+      }
     }
     for (const w of warnings) this.warn(w);
     return warnings;
@@ -353,8 +355,7 @@ export class DocumentLibrary {
     const manifests = await this.documents();
     const cache = model?.cache.stats();
     const est = await this.store.estimate?.().catch(() => undefined);
-    const unique = new Map<string, number>();
-    for (const m of manifests) for (const c of m.chunks) if (c.bytes > 0) unique.set(c.id, c.bytes);
+    const unique = storedSizes(manifests);
     const chunkIds = new Set(manifests.flatMap((m) => m.chunks.map((c) => c.id)));
     return {
       documents: manifests.length,
@@ -365,7 +366,7 @@ export class DocumentLibrary {
         memory: { chunks: cache?.memory.chunks ?? 0, bytes: cache?.memory.bytes ?? 0, budgetBytes: cache?.memory.budgetBytes ?? 0 },
         store: {
           chunks: unique.size,
-          bytes: [...unique.values()].reduce((a, b) => a + b, 0),
+          bytes: total(unique),
           budgetBytes: this.budget,
           ...(est ? { quotaBytes: est.quota, usageBytes: est.usage, ...(est.persisted !== undefined ? { persisted: est.persisted } : {}) } : {}),
         },
@@ -443,11 +444,11 @@ export class DocumentLibrary {
       createdAt: previous?.createdAt ?? now,
       lastUsedAt: now,
     };
-    m.bytes = uniqueBytes([m]);
+    m.bytes = uniqueBytes(m);
     await this.putManifest(m);
     if (previous) await this.dropUnnamed(previous.chunks.map((c) => c.id), model);
     this.store.announce?.({ kind: previous ? 'updated' : 'added', ids: [m.id] });
-    await this.enforceBudget(model);
+    await this.enforceBudget();
     return this.info(m, model);
   }
 
@@ -456,19 +457,18 @@ export class DocumentLibrary {
    * document's), until the stored bytes are within the budget; chunks a pinned document names
    * are never deleted. Returns the bytes freed.
    */
-  async enforceBudget(model?: LibraryModel, extra = 0): Promise<number> {
+  async enforceBudget(extra = 0): Promise<number> {
     const manifests = await this.documents();
-    const sizes = new Map<string, number>();
+    const sizes = storedSizes(manifests);
     const lastUsed = new Map<string, number>();
     const pinned = new Set<string>();
     for (const m of manifests) {
       for (const c of m.chunks) {
-        if (c.bytes > 0) sizes.set(c.id, c.bytes);
         lastUsed.set(c.id, Math.max(lastUsed.get(c.id) ?? 0, m.lastUsedAt));
         if (m.pinned) pinned.add(c.id);
       }
     }
-    let used = [...sizes.values()].reduce((a, b) => a + b, 0) + extra;
+    let used = total(sizes) + extra;
     if (used <= this.budget) return 0;
     const order = [...sizes.keys()].filter((id) => !pinned.has(id)).sort((a, b) => lastUsed.get(a)! - lastUsed.get(b)!);
     const victims: string[] = [];
@@ -486,21 +486,20 @@ export class DocumentLibrary {
     for (const m of manifests) {
       if (!m.chunks.some((c) => gone.has(c.id) && c.bytes > 0)) continue;
       m.chunks = m.chunks.map((c) => (gone.has(c.id) ? { ...c, bytes: 0 } : c));
-      m.bytes = uniqueBytes([m]);
+      m.bytes = uniqueBytes(m);
       await this.putManifest(m);
     }
-    void model;
     return freed;
   }
 
   private async write(records: readonly (readonly [string, Uint8Array])[], model: LibraryModel): Promise<StorageError | undefined> {
     const need = records.reduce((n, [, b]) => n + b.byteLength, 0);
-    await this.enforceBudget(model, need);
+    await this.enforceBudget(need);
     let failed = await model.cache.persist(records);
     if (failed?.code === 'quota-exceeded') {
       // The browser refused for room: make room beyond what the budget asked, and retry once.
       // Free as many bytes as the write needs (the browser's own usage figure lags behind deletes).
-      const freed = await this.makeRoom(need, model);
+      const freed = await this.makeRoom(need);
       failed = await model.cache.persist(records);
       if (!failed) this.warn(`the browser refused ${need} bytes of chunk records for lack of room; ${freed} bytes of older chunks were evicted and the write retried`);
     }
@@ -513,9 +512,7 @@ export class DocumentLibrary {
   }
 
   private async storedBytes(): Promise<number> {
-    const sizes = new Map<string, number>();
-    for (const m of await this.documents()) for (const c of m.chunks) if (c.bytes > 0) sizes.set(c.id, c.bytes);
-    return [...sizes.values()].reduce((a, b) => a + b, 0);
+    return total(storedSizes(await this.documents()));
   }
 
   /** Sizes of stored records that another manifest already knows. */
@@ -546,11 +543,11 @@ export class DocumentLibrary {
   }
 
   /** Evicts at least `need` bytes of chunks (least recently used, never a pinned document's) below what is stored now. */
-  private async makeRoom(need: number, model?: LibraryModel): Promise<number> {
+  private async makeRoom(need: number): Promise<number> {
     const before = this.budget;
     this.budget = Math.max(0, Math.min(this.budget, await this.storedBytes()));
     try {
-      return await this.enforceBudget(model, need);
+      return await this.enforceBudget(need);
     } finally {
       this.budget = before;
     }
@@ -609,10 +606,22 @@ export function documentInfo(m: DocumentManifest, model?: LibraryModel): Documen
   };
 }
 
-function uniqueBytes(ms: readonly DocumentManifest[]): number {
+/** Stored record size by chunk id, over the manifests (a chunk two documents share counts once). */
+function storedSizes(ms: readonly DocumentManifest[]): Map<string, number> {
   const sizes = new Map<string, number>();
-  for (const m of ms) for (const c of m.chunks) sizes.set(c.id, c.bytes);
-  return [...sizes.values()].reduce((a, b) => a + b, 0);
+  for (const m of ms) for (const c of m.chunks) if (c.bytes > 0) sizes.set(c.id, c.bytes);
+  return sizes;
+}
+
+function total(sizes: ReadonlyMap<string, number>): number {
+  let n = 0;
+  for (const b of sizes.values()) n += b;
+  return n;
+}
+
+/** Bytes of a document's stored chunk records. */
+function uniqueBytes(m: DocumentManifest): number {
+  return total(storedSizes([m]));
 }
 
 function checkId(id: string): void {

@@ -155,7 +155,7 @@ export class Engine {
       onChange: (l) => lib.onChange(l),
       setBudget: async (bytes) => {
         lib.setBudget(bytes);
-        await lib.enforceBudget(this.loadedLibraryModel());
+        await lib.enforceBudget();
       },
       evict: async (tier) => {
         if (tier !== 'gpu' && tier !== 'memory') throw new InvalidRequestError('bad-tier', `a tier to evict is 'gpu' or 'memory', got '${String(tier)}'`);
@@ -372,11 +372,9 @@ export class Engine {
           match?.unpin();
         }
         cache.holdPrompt(model.holdPrompt(promptTokens));
-        const chunks = docs?.chunks.map((c, i, all): UsedChunk => {
-          const end = docs!.prefix.length + all.slice(0, i + 1).reduce((n, x) => n + x.tokens.length, 0);
-          const cached = end <= reused;
-          return { id: c.id, tokens: c.tokens.length, cached, source: cached ? 'gpu' : 'computed', index: c.index, ...(c.document ? { document: c.document } : {}) };
-        });
+        // A chunk is reused when the matched prefix covers it whole.
+        let end = docs?.prefix.length ?? 0;
+        const chunks = docs && usedChunks(docs, docs.chunks.map((c) => ((end += c.tokens.length) <= reused ? 'gpu' : 'computed')));
         link = { reusedTokens: reused, recomputedTokens: 0, computedTokens: promptTokens.length - reused, ...(chunks ? { chunks } : {}) };
       } else {
         cache.reserve(pagesFor(promptTokens.length + growth));
@@ -389,7 +387,7 @@ export class Engine {
             reusedTokens: 0,
             recomputedTokens: 0,
             computedTokens: promptTokens.length,
-            chunks: docs.chunks.map((c) => ({ id: c.id, tokens: c.tokens.length, cached: false, source: 'computed', index: c.index, ...(c.document ? { document: c.document } : {}) })),
+            chunks: usedChunks(docs, docs.chunks.map(() => 'computed')),
           };
         }
       }

@@ -102,7 +102,7 @@ export class ChunkCache {
   private readonly maxHeldPrompts: number;
   private readonly counters = { hits: { gpu: 0, memory: 0, store: 0 }, misses: 0, corrupt: 0, evictions: { gpu: 0, memory: 0 } };
   private readonly io = { readBytes: 0, readMs: 0, writeBytes: 0, writeMs: 0 };
-  store: ChunkStore | undefined;
+  readonly store: ChunkStore | undefined;
 
   constructor(
     private readonly backend: ChunkBackend,
@@ -112,16 +112,6 @@ export class ChunkCache {
     this.memoryBudgetBytes = opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET;
     this.maxHeldPrompts = opts.maxHeldPrompts ?? 8;
     this.store = opts.store;
-  }
-
-  /** Whether a chunk is in the pool now (no I/O). */
-  hasResident(id: string): boolean {
-    return this.gpu.has(id);
-  }
-
-  /** Whether a chunk is in the pool or the memory tier (no I/O). */
-  where(id: string): 'gpu' | 'memory' | undefined {
-    return this.gpu.has(id) ? 'gpu' : this.memory.has(id) ? 'memory' : undefined;
   }
 
   /**
@@ -295,21 +285,9 @@ export class ChunkCache {
       this.memoryBytes = 0;
       return n;
     }
-    let n = 0;
-    for (const [id, e] of this.gpu) {
-      if (e.pins > 0) continue;
-      e.kv.release();
-      this.gpu.delete(id);
-      n++;
-    }
-    this.counters.evictions.gpu += n;
-    for (let i = this.prompts.length - 1; i >= 0; i--) if (this.prompts[i].pins === 0) this.prompts.splice(i, 1)[0].kv.release();
-    return n;
-  }
-
-  /** Counts a corrupt record found outside acquire (a document's integrity check). */
-  countCorrupt(n = 1): void {
-    this.counters.corrupt += n;
+    const before = this.counters.evictions.gpu;
+    this.evictPool(Number.POSITIVE_INFINITY);
+    return this.counters.evictions.gpu - before;
   }
 
   /** Releases every page this cache holds (model unload). */

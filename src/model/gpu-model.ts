@@ -661,9 +661,7 @@ export class GpuModel implements ChunkBackend {
           }
         }
       }
-      const holder = this.kv.newSequence();
-      holder.mapShared(spans, 0);
-      return { tokens: [...tokens], spans, release: () => holder.release() };
+      return this.holdSpans(tokens, spans);
     } finally {
       seq.release();
     }

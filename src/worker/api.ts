@@ -145,13 +145,7 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
     try {
       return await this.exclusive(async () => {
         throwIfAborted(ctrl.signal);
-        const engine = await this.openEngine();
-        const bytes = await (this.host.openSource ?? openModelSource)(source, ctrl.signal);
-        this.loaded = false;
-        const info = await engine.load(bytes, { ...opts, signal: ctrl.signal, onProgress: report?.push });
-        this.loaded = true;
-        this.lastLoad = { source, opts };
-        return info;
+        return this.loadModel(source, opts, ctrl.signal, report?.push);
       });
     } finally {
       await report?.flush();
@@ -308,14 +302,21 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
    */
   private async modelAfterLoss(signal?: AbortSignal): Promise<EngineLike> {
     if (!this.loaded && this.deviceLost && this.lastLoad) {
-      const { source, opts } = this.lastLoad;
-      const engine = await this.openEngine();
-      const bytes = await (this.host.openSource ?? openModelSource)(source, signal ?? new AbortController().signal);
-      await engine.load(bytes, { ...opts, signal });
-      this.loaded = true;
+      await this.loadModel(this.lastLoad.source, this.lastLoad.opts, signal ?? new AbortController().signal);
       this.deviceLost = false;
     }
     return this.requireModel();
+  }
+
+  /** Opens the engine (a new device when the last was lost) and loads the model; remembered for a replay after a loss. */
+  private async loadModel(source: ModelSourceSpec, opts: WorkerLoadOptions, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    const engine = await this.openEngine();
+    const bytes = await (this.host.openSource ?? openModelSource)(source, signal);
+    this.loaded = false;
+    const info = await engine.load(bytes, { ...opts, signal, onProgress });
+    this.loaded = true;
+    this.lastLoad = { source, opts };
+    return info;
   }
 
   /** Reports a call that failed because the device went away as GPUError 'device-lost'. */
