@@ -1,7 +1,7 @@
 // Setup steps shared by `npm run dev`, `npm test` and the e2e tests. Only node: built-ins here,
 // so the scripts work in a fresh clone before `npm ci` has run.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,13 +25,42 @@ export function run(cmd, args, opts = {}) {
   return r.status ?? 1;
 }
 
-/** Installs the npm dependencies from package-lock.json when they are not installed yet. */
+/**
+ * Whether `dir`'s node_modules holds what its package-lock.json locks: npm writes
+ * node_modules/.package-lock.json at the end of every install, listing what it installed, so a
+ * missing file (no install finished) or a locked package it does not list (the lock changed since)
+ * means an install is due.
+ */
+function installedAsLocked(dir) {
+  const hidden = join(dir, 'node_modules', '.package-lock.json');
+  if (!existsSync(hidden)) return false;
+  try {
+    const want = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')).packages ?? {};
+    const have = JSON.parse(readFileSync(hidden, 'utf8')).packages ?? {};
+    return Object.entries(want).every(([path, entry]) => path === '' || entry.optional || have[path]?.version === entry.version);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Installs the npm dependencies from package-lock.json when they are not installed as locked, and
+ * the test oracles of oracle/ (llama.cpp through node-llama-cpp's prebuilt CPU binary, ggml's
+ * quantizers through koffi) with their install scripts off (nothing downloads or compiles) and
+ * without the optional GPU builds.
+ */
 export function ensureNodeModules() {
-  // npm writes this file at the end of every install: its absence means none finished.
-  if (existsSync(join(projectRoot, 'node_modules', '.package-lock.json'))) return true;
-  log('node_modules is missing or incomplete: installing the locked dependencies with npm ci');
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  return run(npm, ['ci', '--no-audit', '--no-fund']) === 0;
+  if (!installedAsLocked(projectRoot)) {
+    log('node_modules is missing or out of date: installing the locked dependencies with npm ci');
+    if (run(npm, ['ci', '--no-audit', '--no-fund']) !== 0) return false;
+  }
+  const oracle = join(projectRoot, 'oracle');
+  if (!installedAsLocked(oracle)) {
+    log('oracle/node_modules is missing or out of date: installing the test oracles (no install scripts, no GPU builds)');
+    if (run(npm, ['ci', '--ignore-scripts', '--omit=optional', '--no-audit', '--no-fund'], { cwd: oracle }) !== 0) return false;
+  }
+  return true;
 }
 
 function hasVulkanLoader() {
