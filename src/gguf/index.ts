@@ -1,6 +1,20 @@
 // Public surface of the GGUF layer (browser-safe). The Node file source is imported directly
 // from './node-file-source.ts' so that browser bundles never see node:fs.
 export { type ByteSource, BlobSource, MemorySource, UrlSource, type UrlSourceOptions } from './source.ts';
+export { DEFAULT_RETRY, probeFile, readRange, streamRange, type RangeRequestOptions, type RemoteFileInfo, type RetryPolicy } from './http.ts';
+export {
+  ConcatSource,
+  SPLIT_KEYS,
+  isOpenedGGUF,
+  openGGUF,
+  parseSplitName,
+  splitInfo,
+  splitGGUFBytes,
+  splitPartNames,
+  writeSplitGGUF,
+  type OpenedGGUF,
+  type SplitName,
+} from './split.ts';
 export {
   GGUF_ELEMENT_TYPE,
   GGUFValueType,

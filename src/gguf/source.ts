@@ -2,6 +2,7 @@
 // multi-GB model is never held (or downloaded) whole just to read its header.
 // Browser-safe: no node modules here (the Node file source is in node-file-source.ts).
 import { AbortedError, GGUFError, throwIfAborted } from '../errors.ts';
+import { probeFile, readRange, type RangeRequestOptions, type RemoteFileInfo, type RetryPolicy } from './http.ts';
 
 export interface ByteSource {
   /** File name or URL, for messages. */
@@ -84,124 +85,47 @@ export interface UrlSourceOptions {
   signal?: AbortSignal;
   /** Replaces the global fetch (tests, auth headers, a caching layer). */
   fetch?: typeof fetch;
+  /** How a dropped connection or a passing server error is retried (see DEFAULT_RETRY). */
+  retry?: RetryPolicy;
+  /** Told before each retry (for logs and warnings). */
+  onRetry?: RangeRequestOptions['onRetry'];
 }
 
 /**
- * A file served over HTTP(S). Every read is one `Range` request; servers that ignore `Range`
- * are refused rather than silently streaming the whole model for each header chunk.
+ * A file served over HTTP(S). Every read is one `Range` request, resumed from the byte it reached
+ * when the connection drops (src/gguf/http.ts); servers that ignore `Range` are refused rather than
+ * silently streaming the whole model for each header chunk. Reads check the file's ETag, so a file
+ * replaced on the server while it is read fails with GGUFError 'source-changed'.
  */
 export class UrlSource implements ByteSource {
   private constructor(
     readonly name: string,
     readonly size: number,
-    private readonly url: string,
-    private readonly fetchFn: typeof fetch,
+    readonly url: string,
+    /** The file's ETag when it was opened (undefined when the server sends none). */
+    readonly etag: string | undefined,
+    private readonly opts: Omit<RangeRequestOptions, 'signal' | 'etag'>,
   ) {}
 
+  /** Asks the server for the file's size and ETag (HEAD, or a one-byte range where HEAD fails). */
   static async open(url: string | URL, options: UrlSourceOptions = {}): Promise<UrlSource> {
     const href = String(url);
-    const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
-    const { signal } = options;
-    throwIfAborted(signal);
+    throwIfAborted(options.signal);
+    const opts = { fetch: options.fetch ?? globalThis.fetch.bind(globalThis), retry: options.retry, onRetry: options.onRetry };
+    const info = await probeFile(href, { ...opts, signal: options.signal });
+    return new UrlSource(href, info.size, href, info.etag, opts);
+  }
 
-    // HEAD first: cheapest, and most static hosts send Content-Length.
-    let size: number | undefined;
-    try {
-      const head = await fetchFn(href, { method: 'HEAD', signal });
-      if (head.ok) size = parseLength(head.headers.get('content-length'));
-      if (head.ok && head.headers.get('content-encoding')) size = undefined; // length of the encoded body
-    } catch (err) {
-      const e = asAbort(err, signal);
-      if (e instanceof AbortedError) throw e;
-      // Some hosts (or CORS setups) refuse HEAD: fall through to a one-byte ranged GET.
-    }
-    if (size === undefined) size = await probeSize(href, fetchFn, signal);
-    return new UrlSource(href, size, href, fetchFn);
+  /** A source for a file whose size (and ETag) are already known: opening it sends no request. */
+  static fromInfo(url: string | URL, info: RemoteFileInfo, options: Omit<UrlSourceOptions, 'signal'> = {}): UrlSource {
+    const href = String(url);
+    return new UrlSource(href, info.size, href, info.etag, { fetch: options.fetch ?? globalThis.fetch.bind(globalThis), retry: options.retry, onRetry: options.onRetry });
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     checkRange(this, offset, length);
     throwIfAborted(signal);
     if (length === 0) return new Uint8Array(0);
-    const res = await request(this.fetchFn, this.url, offset, length, signal);
-    if (res.status === 200 && !(offset === 0 && length === this.size)) {
-      await res.body?.cancel().catch(() => undefined);
-      throw rangeUnsupported(this.url);
-    }
-    if (res.status !== 206 && res.status !== 200) {
-      await res.body?.cancel().catch(() => undefined);
-      throw httpError(this.url, res);
-    }
-    const got = res.status === 206 ? parseContentRange(res.headers.get('content-range')) : undefined;
-    if (got && got.start !== offset) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new GGUFError('bad-response', `${this.url}: asked for bytes from ${offset}, the server sent from ${got.start}`, { offset });
-    }
-    let buf: ArrayBuffer;
-    try {
-      buf = await res.arrayBuffer();
-    } catch (err) {
-      throw wrapFetchError(err, this.url, signal);
-    }
-    if (buf.byteLength !== length) {
-      throw new GGUFError(
-        'bad-response',
-        `${this.url}: asked for ${length} bytes at ${offset}, the server sent ${buf.byteLength}; the file may have changed on the server`,
-        { offset, length, got: buf.byteLength },
-      );
-    }
-    return new Uint8Array(buf);
+    return readRange(this.url, offset, length, { ...this.opts, signal, etag: this.etag });
   }
-}
-
-async function request(fetchFn: typeof fetch, url: string, offset: number, length: number, signal?: AbortSignal): Promise<Response> {
-  try {
-    return await fetchFn(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal });
-  } catch (err) {
-    throw wrapFetchError(err, url, signal);
-  }
-}
-
-async function probeSize(url: string, fetchFn: typeof fetch, signal?: AbortSignal): Promise<number> {
-  const res = await request(fetchFn, url, 0, 1, signal);
-  await res.body?.cancel().catch(() => undefined);
-  if (res.status === 200) throw rangeUnsupported(url);
-  if (res.status !== 206) throw httpError(url, res);
-  const total = parseContentRange(res.headers.get('content-range'))?.total;
-  if (total === undefined) {
-    throw new GGUFError('bad-response', `${url}: the server did not report the file size (no Content-Length or Content-Range total)`);
-  }
-  return total;
-}
-
-function parseLength(v: string | null): number | undefined {
-  if (v === null || !/^\d+$/.test(v.trim())) return undefined;
-  const n = Number(v.trim());
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
-/** `bytes START-END/TOTAL` (TOTAL may be `*`). */
-function parseContentRange(v: string | null): { start: number; end: number; total: number | undefined } | undefined {
-  const m = v === null ? null : /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(v.trim());
-  if (!m) return undefined;
-  return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? undefined : Number(m[3]) };
-}
-
-function rangeUnsupported(url: string): GGUFError {
-  return new GGUFError(
-    'range-unsupported',
-    `${url}: the server ignored the HTTP Range header (answered 200 with the whole file). Serve the model from a host that supports range requests, or load it as a local file`,
-    { url },
-  );
-}
-
-function httpError(url: string, res: Response): GGUFError {
-  return new GGUFError('http-error', `${url}: HTTP ${res.status} ${res.statusText}`.trim(), { url, status: res.status });
-}
-
-function wrapFetchError(err: unknown, url: string, signal?: AbortSignal): unknown {
-  const e = asAbort(err, signal);
-  if (e instanceof AbortedError || e instanceof GGUFError) return e;
-  const msg = err instanceof Error ? err.message : String(err);
-  return new GGUFError('fetch-failed', `${url}: request failed (${msg}); check the URL, the network and CORS headers`, { url }, { cause: err });
 }

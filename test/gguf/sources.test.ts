@@ -138,7 +138,7 @@ describe('UrlSource', () => {
   it('reports HTTP errors, unreachable hosts and aborts', async () => {
     const s = await start({ ranges: true, head: true });
     expect(await codeOf(UrlSource.open(s.url.replace('model', 'missing')))).toBe('http-error');
-    expect(await codeOf(UrlSource.open('http://127.0.0.1:1/none.gguf'))).toBe('fetch-failed');
+    expect(await codeOf(UrlSource.open('http://127.0.0.1:1/none.gguf', { retry: { retries: 1, initialDelayMs: 1 } }))).toBe('fetch-failed');
     const src = await UrlSource.open(s.url);
     const ac = new AbortController();
     ac.abort();
