@@ -243,7 +243,7 @@ describe('plain formats and errors', () => {
   it('rejects short input, partial blocks and types it cannot compute', () => {
     expect(codeOf(() => dequantize(GGMLType.Q8_0, new Uint8Array(33), 32))).toBe('truncated');
     expect(codeOf(() => quantize(GGMLType.Q4_0, new Float32Array(31)))).toBe('bad-shape');
-    expect(codeOf(() => quantize(GGMLType.Q4_K, new Float32Array(256)))).toBe('unsupported-type');
-    expect(codeOf(() => dequantize(GGMLType.Q6_K, new Uint8Array(210), 256))).toBe('unsupported-type');
+    expect(codeOf(() => quantize(GGMLType.Q2_K, new Float32Array(256)))).toBe('unsupported-type');
+    expect(codeOf(() => dequantize(GGMLType.IQ4_XS, new Uint8Array(136), 256))).toBe('unsupported-type');
   });
 });
