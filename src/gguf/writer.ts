@@ -444,7 +444,11 @@ function checkTensor(t: GGUFWriteTensor): void {
   }
   const { name, blockSize } = ggmlTypeInfo(t.type);
   if ((t.shape[0] ?? 1) % blockSize !== 0) {
-    throw new GGUFError('bad-shape', `tensor ${t.name}: ${name} needs shape[0] to be a multiple of ${blockSize}`, { tensor: t.name });
+    throw new GGUFError(
+      'bad-shape',
+      `tensor ${t.name}: ${name} rows are whole blocks of ${blockSize} values, so shape[0] (the row length) must be a multiple of ${blockSize}; got ${t.shape[0]}`,
+      { tensor: t.name },
+    );
   }
   const need = tensorByteLength(t.type, n);
   if (t.data.byteLength !== need) {

@@ -16,7 +16,11 @@ export interface SyntheticSpec {
   /** Ignored when `vocab` is given (its token count is used). */
   vocabSize: number;
   contextLength: number;
-  /** GGMLType of the matrices: F32, F16, Q8_0 or Q4_0 (norms and biases stay F32). */
+  /**
+   * GGMLType of the matrices: any type `quantize` encodes (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+   * Q5_1, Q4_K, Q5_K, Q6_K); norms and biases stay F32. Rows must be whole blocks: multiples of
+   * 32, or 256 for the K-quants.
+   */
   weightType: number;
   tiedOutput?: boolean;
   ropeBase?: number;
@@ -70,23 +74,40 @@ function randomMatrix(type: GGMLType, rows: number, cols: number, std: number, n
 
 // Block-quantized matrices above this many values are assembled from a pool of quantized random
 // blocks instead: drawing and quantizing every value of a 1B-parameter model in JS takes minutes,
-// copying blocks takes seconds. The pool's f16 block scales are multiplied by the matrix's std
-// (which scales its values exactly), then runs of POOL_RUN blocks are copied from random offsets.
+// copying blocks takes seconds. The pool's f16 block scales (and mins) are multiplied by the
+// matrix's std (every value of a block is a multiple of them, so this scales the values, up to the
+// f16 rounding of the new scales), then runs of POOL_RUN blocks are copied from random offsets.
 // Rows still differ (the chance that two rows repeat the same runs is nil), so logits do not tie.
 const POOL_THRESHOLD = 1 << 22;
 const POOL_VALUES = 1 << 22;
 const POOL_RUN = 4;
 
-/** Pool blocks with every f16 scale multiplied by `std`: the same values scaled exactly. */
+// Byte offsets of the f16 fields inside a block that every value of it is a multiple of: d, and
+// m or dmin (Q4_1, Q5_1, Q4_K, Q5_K); Q6_K keeps its d at the end.
+const BLOCK_SCALE_OFFSETS: Partial<Record<GGMLType, readonly number[]>> = {
+  [GGMLType.Q8_0]: [0],
+  [GGMLType.Q4_0]: [0],
+  [GGMLType.Q4_1]: [0, 2],
+  [GGMLType.Q5_0]: [0],
+  [GGMLType.Q5_1]: [0, 2],
+  [GGMLType.Q4_K]: [0, 2],
+  [GGMLType.Q5_K]: [0, 2],
+  [GGMLType.Q6_K]: [208],
+};
+
+/** Pool blocks with every f16 scale (and min) multiplied by `std`: the same values scaled. */
 function scalePool(type: GGMLType, pool: Uint8Array, std: number): Uint8Array {
   const { typeSize } = ggmlTypeInfo(type);
+  const offsets = BLOCK_SCALE_OFFSETS[type] ?? [];
   const out = pool.slice();
   const view = new DataView(out.buffer);
-  for (let o = 0; o < out.length; o += typeSize) view.setUint16(o, f32ToF16(f16ToF32(view.getUint16(o, true)) * std), true);
+  for (let o = 0; o < out.length; o += typeSize) {
+    for (const at of offsets) view.setUint16(o + at, f32ToF16(f16ToF32(view.getUint16(o + at, true)) * std), true);
+  }
   return out;
 }
 
-/** (rows, cols) Q8_0/Q4_0 matrix copied in runs of blocks from random offsets of a scaled pool. */
+/** (rows, cols) block-quantized matrix copied in runs of blocks from random offsets of a scaled pool. */
 function pooledMatrix(type: GGMLType, rows: number, cols: number, pool: Uint8Array, next: () => number): Uint8Array {
   const { blockSize, typeSize } = ggmlTypeInfo(type);
   const out = new Uint8Array(tensorByteLength(type, rows * cols));
@@ -140,7 +161,19 @@ function vocabCount(vocab: Record<string, GGUFTypedValue>): number {
   return t.values.length;
 }
 
-const WEIGHT_TYPES: readonly number[] = [GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0];
+const WEIGHT_TYPES: readonly number[] = [
+  GGMLType.F32,
+  GGMLType.F16,
+  GGMLType.BF16,
+  GGMLType.Q8_0,
+  GGMLType.Q4_0,
+  GGMLType.Q4_1,
+  GGMLType.Q5_0,
+  GGMLType.Q5_1,
+  GGMLType.Q4_K,
+  GGMLType.Q5_K,
+  GGMLType.Q6_K,
+];
 
 function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
   const bad = (what: string) => {
@@ -152,10 +185,13 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
   }
   if (nHeads % nKvHeads !== 0) bad(`${nHeads} query heads cannot be grouped over ${nKvHeads} KV heads`);
   if (headDim % 2 !== 0) bad(`headDim ${headDim} must be even for RoPE`);
-  if (!WEIGHT_TYPES.includes(spec.weightType)) bad(`weightType ${ggmlTypeName(spec.weightType)} is not one of F32, F16, Q8_0, Q4_0`);
+  if (!WEIGHT_TYPES.includes(spec.weightType)) {
+    bad(`weightType ${ggmlTypeName(spec.weightType)} is not one of ${WEIGHT_TYPES.map(ggmlTypeName).join(', ')}`);
+  }
   const block = ggmlTypeInfo(spec.weightType).blockSize;
+  const unit = block === 256 ? 'K-quant super-blocks of 256 values' : `blocks of ${block} values`;
   for (const [k, v] of Object.entries({ dim, ffnDim, 'nHeads*headDim': nHeads * headDim })) {
-    if (v % block !== 0) bad(`${k} = ${v} must be a multiple of ${block} for ${ggmlTypeName(spec.weightType)} rows`);
+    if (v % block !== 0) bad(`${k} = ${v} must be a multiple of ${block}: ${ggmlTypeName(spec.weightType)} rows are whole ${unit}`);
   }
 }
 
@@ -167,7 +203,7 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
  * are ~1; embeddings are small (std 0.1/√dim). The output head is scaled so logits have a standard deviation of about
  * 3: wide enough for clear greedy margins, not so wide that sampling is always greedy. Values are
  * uniform with those standard deviations (cheaper than Gaussian, and the shape does not matter here).
- * Big Q8_0/Q4_0 matrices reuse quantized blocks from a pool (see pooledMatrix) to be written fast.
+ * Big block-quantized matrices reuse quantized blocks from a pool (see pooledMatrix) to be written fast.
  */
 export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   const a = spec.architecture;
@@ -180,7 +216,7 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   const next = rng(spec.seed);
   const tensors: GGUFWriteTensor[] = [];
   // Matrices have shape [cols, rows] in ggml order: rows = out features, cols = in features.
-  const blockQuantized = type === GGMLType.Q8_0 || type === GGMLType.Q4_0;
+  const blockQuantized = ggmlTypeInfo(type).blockSize > 1;
   let pool: Uint8Array | undefined; // POOL_VALUES quantized values of std 1, made on first use
   const scaledPools = new Map<number, Uint8Array>(); // by std: a model uses only a few
   const matrix = (name: string, cols: number, rows: number, std = 1 / Math.sqrt(cols)) => {

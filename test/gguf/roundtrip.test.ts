@@ -6,6 +6,7 @@ import {
   GGMLType,
   GGUFValueType,
   MemorySource,
+  ggmlTypeName,
   gguf,
   metaBool,
   metaF32,
@@ -242,5 +243,61 @@ describe('writer input validation', () => {
     expect(code(() => writeGGUF({ alignment: 3, metadata: {}, tensors: [] }))).toBe('bad-alignment');
     expect(code(() => writeGGUF({ alignment: 64, metadata: { 'general.alignment': gguf.u32(32) }, tensors: [] }))).toBe('bad-alignment');
     expect(code(() => writeGGUF({ version: 1 as 2, metadata: {}, tensors: [] }))).toBe('unsupported-version');
+  });
+});
+
+describe('tensors of every block format', () => {
+  // Bytes of one row: 64 values for the scalar and 32-blocks, 512 (two super-blocks) for K-quants.
+  const formats: [GGMLType, number, number][] = [
+    [GGMLType.F32, 64, 256],
+    [GGMLType.F16, 64, 128],
+    [GGMLType.BF16, 64, 128],
+    [GGMLType.Q8_0, 64, 68],
+    [GGMLType.Q4_0, 64, 36],
+    [GGMLType.Q4_1, 64, 40],
+    [GGMLType.Q5_0, 64, 44],
+    [GGMLType.Q5_1, 64, 48],
+    [GGMLType.Q4_K, 512, 288],
+    [GGMLType.Q5_K, 512, 352],
+    [GGMLType.Q6_K, 512, 420],
+  ];
+
+  it('writes, indexes and reads back a tensor of each, named as ggml names it', async () => {
+    const written = formats.map(([type, cols]) => ({
+      name: `w.${ggmlTypeName(type)}`,
+      shape: [cols, 3],
+      type,
+      data: quantize(type, randomF32(cols * 3, type + 1)),
+    }));
+    const source = new MemorySource(writeGGUF({ metadata: {}, tensors: written }));
+    const f = await parseGGUF(source);
+    expect(f.tensors.map((t) => t.name)).toEqual(['w.F32', 'w.F16', 'w.BF16', 'w.Q8_0', 'w.Q4_0', 'w.Q4_1', 'w.Q5_0', 'w.Q5_1', 'w.Q4_K', 'w.Q5_K', 'w.Q6_K']);
+    for (const [i, [type, cols, rowBytes]] of formats.entries()) {
+      const info = f.tensorIndex.get(written[i].name)!;
+      expect(info.type).toBe(type);
+      expect(info.nElements).toBe(cols * 3);
+      expect(info.byteLength).toBe(rowBytes * 3);
+      expect(await readTensorBytes(source, info)).toEqual(written[i].data);
+    }
+  });
+
+  it('refuses K-quant rows that are not whole super-blocks of 256, in the writer and the reader', async () => {
+    const data = quantize(GGMLType.Q6_K, randomF32(512, 3));
+    expect(() => writeGGUF({ metadata: {}, tensors: [{ name: 'k', shape: [128, 4], type: GGMLType.Q6_K, data }] })).toThrow(
+      'tensor k: Q6_K rows are whole blocks of 256 values, so shape[0] (the row length) must be a multiple of 256; got 128',
+    );
+    expect(() => quantize(GGMLType.Q4_K, new Float32Array(384))).toThrow(
+      'Q4_K encodes whole super-blocks of 256 values (a K-quant row must be a multiple of 256); got 384 values',
+    );
+    // A valid [256, 2] tensor whose shape is then rewritten to [128, 4]: same size, rows of half a super-block.
+    const bytes = writeGGUF({ metadata: {}, tensors: [{ name: 'k', shape: [256, 2], type: GGMLType.Q6_K, data }] });
+    const view = new DataView(bytes.buffer);
+    const ne0 = bytes.findIndex((_, i) => bytes[i] === 0x6b && view.getUint32(i + 1, true) === 2) + 5; // 'k', nDims = 2, then ne0
+    expect(view.getBigUint64(ne0, true)).toBe(256n);
+    view.setBigUint64(ne0, 128n, true);
+    view.setBigUint64(ne0 + 8, 4n, true);
+    await expect(parseGGUF(new MemorySource(bytes))).rejects.toThrow(
+      expect.objectContaining({ code: 'bad-shape', message: 'tensor k: Q6_K needs its first dimension to be a multiple of 256, got 128' }),
+    );
   });
 });

@@ -2,7 +2,7 @@
 // config refuse broken files with typed errors naming what is wrong.
 import { describe, expect, it } from 'vitest';
 import { FileSource } from '../../src/gguf/node-file-source.ts';
-import { GGMLType, tensorByteLength } from '../../src/gguf/quant.ts';
+import { dequantize, GGMLType, tensorByteLength } from '../../src/gguf/quant.ts';
 import { parseGGUF, type GGUFFile } from '../../src/gguf/reader.ts';
 import { MemorySource } from '../../src/gguf/source.ts';
 import { gguf, metadataFromFile, writeGGUF, type GGUFWriteTensor } from '../../src/gguf/writer.ts';
@@ -163,11 +163,59 @@ describe('synthetic models round-trip', () => {
     expect(rows.size).toBe(4096);
   });
 
+  // Rows of 256 so every block format fits; the values' spread says the blocks decode to what was asked.
+  const wide = (weightType: number, extra: Partial<SyntheticSpec> = {}) =>
+    small('llama', weightType, { nLayers: 1, dim: 256, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 256, ...extra });
+  const stdOf = (v: Float32Array) => Math.sqrt(v.reduce((a, x) => a + x * x, 0) / v.length);
+
+  for (const [typeName, type] of [
+    ['BF16', GGMLType.BF16],
+    ['Q4_1', GGMLType.Q4_1],
+    ['Q5_0', GGMLType.Q5_0],
+    ['Q5_1', GGMLType.Q5_1],
+    ['Q4_K', GGMLType.Q4_K],
+    ['Q5_K', GGMLType.Q5_K],
+    ['Q6_K', GGMLType.Q6_K],
+  ] as const) {
+    it(`writes ${typeName} matrices that parse and decode to their standard deviation`, async () => {
+      const bytes = makeSyntheticModel(wide(type));
+      const file = await parse(bytes);
+      expect(configFromGGUF(file).weightType).toBe(type);
+      const wq = file.tensorIndex.get('blk.0.attn_q.weight')!;
+      expect(wq.type).toBe(type);
+      expect(wq.byteLength).toBe(tensorByteLength(type, 256 * 256));
+      const values = dequantize(type, bytes.subarray(wq.offset, wq.offset + wq.byteLength), 256 * 256);
+      expect(stdOf(values) / (1 / 16)).toBeGreaterThan(0.9); // std 1/√dim
+      expect(stdOf(values) / (1 / 16)).toBeLessThan(1.1);
+      expect(file.tensorIndex.get('blk.0.attn_norm.weight')!.type).toBe(GGMLType.F32);
+    });
+  }
+
+  for (const [typeName, type] of [
+    ['Q4_1', GGMLType.Q4_1], // a min beside the scale
+    ['Q6_K', GGMLType.Q6_K], // the scale at the end of the block
+  ] as const) {
+    it(`scales pooled ${typeName} blocks to the matrix's standard deviation`, async () => {
+      // 16400 x 256 values > the pool threshold: the embedding is made of pooled blocks.
+      const spec = wide(type, { vocabSize: 16400 });
+      const bytes = makeSyntheticModel(spec);
+      const embd = (await parse(bytes)).tensorIndex.get('token_embd.weight')!;
+      const values = dequantize(type, bytes.subarray(embd.offset, embd.offset + embd.byteLength), 16400 * 256);
+      const want = 0.1 / Math.sqrt(256);
+      expect(stdOf(values) / want).toBeGreaterThan(0.9);
+      expect(stdOf(values) / want).toBeLessThan(1.1);
+      let mean = 0;
+      for (const v of values) mean += v / values.length;
+      expect(Math.abs(mean)).toBeLessThan(0.05 * want);
+    });
+  }
+
   it('rejects specs it cannot write with InvalidRequestError bad-spec', () => {
     const bad = (extra: Partial<SyntheticSpec>) => () => makeSyntheticModel(small('llama', GGMLType.Q4_0, extra));
     expect(bad({ nKvHeads: 3 })).toThrow(expect.objectContaining({ name: 'InvalidRequestError', code: 'bad-spec' }));
     expect(bad({ dim: 80 })).toThrow(/multiple of 32/);
-    expect(bad({ weightType: GGMLType.Q4_K })).toThrow(/Q4_K/);
+    expect(bad({ weightType: GGMLType.Q4_K })).toThrow(/dim = 64 must be a multiple of 256: Q4_K rows are whole K-quant super-blocks of 256 values/);
+    expect(bad({ weightType: GGMLType.Q2_K })).toThrow(/weightType Q2_K is not one of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K/);
     expect(bad({ nLayers: 0 })).toThrow(/nLayers/);
     expect(bad({ vocab: {} })).toThrow(/tokenizer\.ggml\.tokens/);
   });
