@@ -5,8 +5,20 @@ import { seededRandom } from '../random.ts';
 import { f16ToF32, f32ToF16, GGMLType, ggmlTypeInfo, ggmlTypeName, quantize, tensorByteLength } from '../gguf/quant.ts';
 import { gguf, writeGGUF, type GGUFTypedValue, type GGUFWriteTensor } from '../gguf/writer.ts';
 
+/** The architectures synthetic models are written for, each with the keys and tensors llama.cpp loads. */
+export type SyntheticArchitecture = 'llama' | 'qwen2' | 'qwen3' | 'gemma3' | 'phi3';
+
+/** Llama 3's RoPE scaling (`rope_scaling.rope_type` 'llama3' in the Hugging Face config). */
+export interface Llama3RopeScaling {
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** original_max_position_embeddings. */
+  originalContext: number;
+}
+
 export interface SyntheticSpec {
-  architecture: 'llama' | 'qwen2';
+  architecture: SyntheticArchitecture;
   nLayers: number;
   dim: number;
   nHeads: number;
@@ -28,20 +40,57 @@ export interface SyntheticSpec {
   /** `tokenizer.*` metadata copied from a real vocabulary (metadataFromFile of a vocab GGUF). */
   vocab?: Record<string, GGUFTypedValue>;
   name?: string;
+  /** llama: Llama 3 RoPE scaling, stored as the `rope_freqs.weight` factors llama.cpp's converter computes. */
+  llama3Rope?: Llama3RopeScaling;
+  /**
+   * `attention.sliding_window`: gemma3's local layers attend to this many positions; phi3 files carry
+   * it as the converter writes it (llama.cpp does not use it for phi3).
+   */
+  slidingWindow?: number;
+  /** gemma3: `attention.sliding_window_pattern`, every this-many-th layer global; absent, llama.cpp uses 6. */
+  slidingWindowPattern?: number;
+  /** Linear RoPE scaling of the global layers (`rope.scaling.type` linear, `rope.scaling.factor`), as Gemma 3 4B and up have. */
+  ropeScaleLinear?: number;
+  /**
+   * phi3: LongRoPE for a model trained at this context and extended to `contextLength`, written as the
+   * converter does: `rope_factors_long/short.weight`, `rope.scaling.attn_factor` and
+   * `rope.scaling.original_context_length`.
+   */
+  longRopeOriginalContext?: number;
+  /** gemma3: `final_logit_softcapping` (llama.cpp applies it to models without a sliding window). */
+  finalLogitSoftcap?: number;
 }
 
 const base = { contextLength: 4096, seed: 1, weightType: GGMLType.Q4_0 };
 
-/** Shapes of real models, and small shapes covering GQA ratios 1, 2, 4, 7, 8 and head sizes 64, 128. */
+const llama3Rope32: Llama3RopeScaling = { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 };
+
+/**
+ * Shapes of real models (each architecture's features as its release has them), small shapes
+ * covering GQA ratios 1, 2, 4, 7, 8 and head sizes 64, 128, and a tiny model of each architecture
+ * for tests.
+ */
 export const SYNTHETIC_PRESETS = {
   'qwen2.5-0.5b': { ...base, architecture: 'qwen2', nLayers: 24, dim: 896, nHeads: 14, nKvHeads: 2, headDim: 64, ffnDim: 4864, vocabSize: 151936, tiedOutput: true, ropeBase: 1e6, contextLength: 32768 },
-  'llama-3.2-1b': { ...base, architecture: 'llama', nLayers: 16, dim: 2048, nHeads: 32, nKvHeads: 8, headDim: 64, ffnDim: 8192, vocabSize: 128256, tiedOutput: true, ropeBase: 500000, contextLength: 131072 },
+  'llama-3.2-1b': { ...base, architecture: 'llama', nLayers: 16, dim: 2048, nHeads: 32, nKvHeads: 8, headDim: 64, ffnDim: 8192, vocabSize: 128256, tiedOutput: true, ropeBase: 500000, contextLength: 131072, llama3Rope: llama3Rope32 },
+  // Head size 128 with 16 query heads: the query width (2048) is twice the embedding (1024).
+  'qwen3-0.6b': { ...base, architecture: 'qwen3', nLayers: 28, dim: 1024, nHeads: 16, nKvHeads: 8, headDim: 128, ffnDim: 3072, vocabSize: 151936, tiedOutput: true, ropeBase: 1e6, contextLength: 40960 },
+  // Five local layers (window 512, RoPE base 10000) to every global one (base 1e6), head size 256.
+  'gemma-3-1b': { ...base, architecture: 'gemma3', nLayers: 26, dim: 1152, nHeads: 4, nKvHeads: 1, headDim: 256, ffnDim: 6912, vocabSize: 262144, tiedOutput: true, ropeBase: 1e6, contextLength: 32768, slidingWindow: 512 },
+  // Phi-3-mini-128k: fused QKV and gate/up, head size 96, LongRoPE from 4096 to 131072.
+  'phi-3-mini': { ...base, architecture: 'phi3', nLayers: 32, dim: 3072, nHeads: 32, nKvHeads: 32, headDim: 96, ffnDim: 8192, vocabSize: 32064, ropeBase: 10000, contextLength: 131072, longRopeOriginalContext: 4096, slidingWindow: 262144 },
+  'smollm2-135m': { ...base, architecture: 'llama', nLayers: 30, dim: 576, nHeads: 9, nKvHeads: 3, headDim: 64, ffnDim: 1536, vocabSize: 49152, tiedOutput: true, ropeBase: 100000, contextLength: 8192 },
   'tiny-gqa1-h64': { ...base, architecture: 'llama', nLayers: 2, dim: 256, nHeads: 4, nKvHeads: 4, headDim: 64, ffnDim: 512, vocabSize: 384 },
   'tiny-gqa2-h128': { ...base, architecture: 'llama', nLayers: 2, dim: 256, nHeads: 4, nKvHeads: 2, headDim: 128, ffnDim: 384, vocabSize: 384 },
   'tiny-gqa4-h64': { ...base, architecture: 'llama', nLayers: 2, dim: 256, nHeads: 8, nKvHeads: 2, headDim: 64, ffnDim: 320, vocabSize: 384 },
   'tiny-gqa8-h64': { ...base, architecture: 'llama', nLayers: 2, dim: 512, nHeads: 8, nKvHeads: 1, headDim: 64, ffnDim: 512, vocabSize: 384 },
   // Qwen2's own grouping (14 query heads over 2 KV heads), biases, NEOX RoPE and a tied output head.
   'tiny-qwen2-gqa7-h64': { ...base, architecture: 'qwen2', nLayers: 3, dim: 448, nHeads: 14, nKvHeads: 2, headDim: 64, ffnDim: 640, vocabSize: 512, tiedOutput: true, ropeBase: 1e6 },
+  // One tiny model per architecture, each with its distinguishing features and little else.
+  'tiny-llama3': { ...base, architecture: 'llama', weightType: GGMLType.Q8_0, nLayers: 2, dim: 128, nHeads: 4, nKvHeads: 2, headDim: 32, ffnDim: 256, vocabSize: 320, ropeBase: 500000, contextLength: 1024, llama3Rope: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 } },
+  'tiny-qwen3': { ...base, architecture: 'qwen3', weightType: GGMLType.Q8_0, nLayers: 2, dim: 128, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 256, vocabSize: 320, tiedOutput: true, ropeBase: 1e6, contextLength: 1024 },
+  'tiny-gemma3': { ...base, architecture: 'gemma3', weightType: GGMLType.Q8_0, nLayers: 3, dim: 128, nHeads: 4, nKvHeads: 1, headDim: 64, ffnDim: 256, vocabSize: 320, tiedOutput: true, ropeBase: 1e6, contextLength: 1024, slidingWindow: 8, slidingWindowPattern: 3, ropeScaleLinear: 4 },
+  'tiny-phi3': { ...base, architecture: 'phi3', weightType: GGMLType.Q8_0, nLayers: 2, dim: 128, nHeads: 4, nKvHeads: 2, headDim: 32, ffnDim: 256, vocabSize: 320, ropeBase: 10000, contextLength: 1024, longRopeOriginalContext: 64, slidingWindow: 32 },
 } satisfies Record<string, SyntheticSpec>;
 
 export type SyntheticPreset = keyof typeof SYNTHETIC_PRESETS;
@@ -185,6 +234,11 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
   }
   if (nHeads % nKvHeads !== 0) bad(`${nHeads} query heads cannot be grouped over ${nKvHeads} KV heads`);
   if (headDim % 2 !== 0) bad(`headDim ${headDim} must be even for RoPE`);
+  const a = spec.architecture;
+  if (spec.llama3Rope && a !== 'llama') bad(`llama3Rope is Llama 3's RoPE scaling; ${a} does not read rope_freqs`);
+  if (spec.longRopeOriginalContext !== undefined && a !== 'phi3') bad(`LongRoPE factors are read by phi3 only, not ${a}`);
+  if (spec.slidingWindowPattern !== undefined && (a !== 'gemma3' || !spec.slidingWindow)) bad('slidingWindowPattern needs a gemma3 model with a slidingWindow');
+  if (a === 'phi3' && nHeads * headDim !== dim) bad(`phi3's attention output is (dim, dim): nHeads*headDim = ${nHeads * headDim} must equal dim ${dim}`);
   if (!WEIGHT_TYPES.includes(spec.weightType)) {
     bad(`weightType ${ggmlTypeName(spec.weightType)} is not one of ${WEIGHT_TYPES.map(ggmlTypeName).join(', ')}`);
   }
@@ -196,6 +250,43 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
 }
 
 /**
+ * `rope_freqs.weight` for Llama 3 RoPE scaling, computed as llama.cpp's converter does: for pair i
+ * (frequency base^(-2i/ropeDim), wavelength 2π/frequency) the number its frequency is divided by:
+ * 1 for wavelengths below originalContext/highFreqFactor, `factor` above originalContext/lowFreqFactor,
+ * and in between the reciprocal of a blend of 1/factor and 1.
+ */
+export function llama3RopeFactors(ropeDim: number, base: number, s: Llama3RopeScaling): Float32Array {
+  const out = new Float32Array(ropeDim / 2);
+  const lowFreqWavelen = s.originalContext / s.lowFreqFactor;
+  const highFreqWavelen = s.originalContext / s.highFreqFactor;
+  for (let i = 0; i < out.length; i++) {
+    const wavelen = 2 * Math.PI * Math.pow(base, (2 * i) / ropeDim);
+    if (wavelen < highFreqWavelen) out[i] = 1;
+    else if (wavelen > lowFreqWavelen) out[i] = s.factor;
+    else {
+      const smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / s.factor + smooth);
+    }
+  }
+  return out;
+}
+
+/**
+ * LongRoPE as Phi-3's converter writes it for a model extended from `original` to `context`
+ * positions: the attention factor sqrt(1 + ln(context/original) / ln(original)) (1 when not
+ * extended), and made-up factors of a plausible form (short ones near 1, long ones rising from 1 to
+ * about the extension ratio), since real ones are fitted per model.
+ */
+export function syntheticLongRope(ropeDim: number, original: number, context: number): { long: Float32Array; short: Float32Array; attnFactor: number } {
+  const half = ropeDim / 2;
+  const ratio = context / original;
+  const short = new Float32Array(half).map((_, i) => 1 + (0.1 * i) / half);
+  const long = new Float32Array(half).map((_, i) => 1 + (Math.max(ratio, 1) - 1) * Math.pow(i / Math.max(1, half - 1), 2));
+  const attnFactor = ratio > 1 ? Math.sqrt(1 + Math.log(ratio) / Math.log(original)) : 1;
+  return { long, short, attnFactor };
+}
+
+/**
  * Writes a GGUF file (as bytes) holding a random-weight model of the given shape.
  *
  * Scales: matrices have std 1/√fan_in so every projection keeps unit scale; the two residual
@@ -203,6 +294,10 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
  * are ~1; embeddings are small (std 0.1/√dim). The output head is scaled so logits have a standard deviation of about
  * 3: wide enough for clear greedy margins, not so wide that sampling is always greedy. Values are
  * uniform with those standard deviations (cheaper than Gaussian, and the shape does not matter here).
+ * Per architecture, the tensors and keys llama.cpp loads: qwen2's QKV biases; qwen3's and gemma3's
+ * per-head Q/K norms ([headDim]); gemma3's post-attention and post-FFN norms and sliding-window keys;
+ * phi3's fused `attn_qkv` (Q rows, then K, then V) and `ffn_up` (gate rows, then up rows);
+ * Llama 3's `rope_freqs.weight` and phi3's LongRoPE factors when the spec asks for them.
  * Big block-quantized matrices reuse quantized blocks from a pool (see pooledMatrix) to be written fast.
  */
 export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
@@ -245,22 +340,48 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   const outNormMean = spec.tiedOutput ? logitStd / (embdStd * Math.sqrt(dim)) : 1;
   vector('output_norm.weight', dim, 0.1 * outNormMean, outNormMean);
   if (!spec.tiedOutput) matrix('output.weight', dim, vocabSize, logitStd / Math.sqrt(dim));
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
   for (let l = 0; l < spec.nLayers; l++) {
     const p = `blk.${l}`;
     vector(`${p}.attn_norm.weight`, dim, 0.1, 1);
-    matrix(`${p}.attn_q.weight`, dim, nHeads * headDim);
-    matrix(`${p}.attn_k.weight`, dim, nKvHeads * headDim);
-    matrix(`${p}.attn_v.weight`, dim, nKvHeads * headDim);
-    if (a === 'qwen2') {
-      vector(`${p}.attn_q.bias`, nHeads * headDim, 0.1, 0);
-      vector(`${p}.attn_k.bias`, nKvHeads * headDim, 0.1, 0);
-      vector(`${p}.attn_v.bias`, nKvHeads * headDim, 0.1, 0);
+    if (a === 'phi3') {
+      matrix(`${p}.attn_qkv.weight`, dim, qDim + 2 * kvDim);
+    } else {
+      matrix(`${p}.attn_q.weight`, dim, qDim);
+      matrix(`${p}.attn_k.weight`, dim, kvDim);
+      matrix(`${p}.attn_v.weight`, dim, kvDim);
     }
-    matrix(`${p}.attn_output.weight`, nHeads * headDim, dim, 0.5 / Math.sqrt(nHeads * headDim));
+    if (a === 'qwen2') {
+      vector(`${p}.attn_q.bias`, qDim, 0.1, 0);
+      vector(`${p}.attn_k.bias`, kvDim, 0.1, 0);
+      vector(`${p}.attn_v.bias`, kvDim, 0.1, 0);
+    }
+    if (a === 'qwen3' || a === 'gemma3') {
+      vector(`${p}.attn_q_norm.weight`, headDim, 0.1, 1);
+      vector(`${p}.attn_k_norm.weight`, headDim, 0.1, 1);
+    }
+    matrix(`${p}.attn_output.weight`, qDim, dim, 0.5 / Math.sqrt(qDim));
+    // gemma3 normalizes each branch's output before adding it: the branch then adds about norm
+    // weight × 1 to the stream, so those weights are kept at 0.5.
+    if (a === 'gemma3') vector(`${p}.post_attention_norm.weight`, dim, 0.05, 0.5);
     vector(`${p}.ffn_norm.weight`, dim, 0.1, 1);
-    matrix(`${p}.ffn_gate.weight`, dim, ffnDim);
-    matrix(`${p}.ffn_up.weight`, dim, ffnDim);
+    if (a === 'phi3') {
+      matrix(`${p}.ffn_up.weight`, dim, 2 * ffnDim);
+    } else {
+      matrix(`${p}.ffn_gate.weight`, dim, ffnDim);
+      matrix(`${p}.ffn_up.weight`, dim, ffnDim);
+    }
     matrix(`${p}.ffn_down.weight`, ffnDim, dim, 0.5 / Math.sqrt(ffnDim));
+    if (a === 'gemma3') vector(`${p}.post_ffw_norm.weight`, dim, 0.05, 0.5);
+  }
+  const f32Tensor = (name: string, values: Float32Array) => tensors.push({ name, shape: [values.length], type: GGMLType.F32, data: new Uint8Array(values.buffer) });
+  const ropeBase = spec.ropeBase ?? 10000;
+  if (spec.llama3Rope) f32Tensor('rope_freqs.weight', llama3RopeFactors(headDim, ropeBase, spec.llama3Rope));
+  const longRope = spec.longRopeOriginalContext !== undefined ? syntheticLongRope(headDim, spec.longRopeOriginalContext, spec.contextLength) : undefined;
+  if (longRope) {
+    f32Tensor('rope_factors_long.weight', longRope.long);
+    f32Tensor('rope_factors_short.weight', longRope.short);
   }
   const metadata: Record<string, GGUFTypedValue> = {
     'general.architecture': gguf.string(a),
@@ -274,9 +395,20 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
     [`${a}.attention.key_length`]: gguf.u32(headDim),
     [`${a}.attention.value_length`]: gguf.u32(headDim),
     [`${a}.rope.dimension_count`]: gguf.u32(headDim),
-    [`${a}.rope.freq_base`]: gguf.f32(spec.ropeBase ?? 10000),
+    [`${a}.rope.freq_base`]: gguf.f32(ropeBase),
     [`${a}.attention.layer_norm_rms_epsilon`]: gguf.f32(1e-6),
     ...vocabMeta,
   };
+  if (spec.slidingWindow !== undefined) metadata[`${a}.attention.sliding_window`] = gguf.u32(spec.slidingWindow);
+  if (spec.slidingWindowPattern !== undefined) metadata[`${a}.attention.sliding_window_pattern`] = gguf.u32(spec.slidingWindowPattern);
+  if (spec.ropeScaleLinear !== undefined) {
+    metadata[`${a}.rope.scaling.type`] = gguf.string('linear');
+    metadata[`${a}.rope.scaling.factor`] = gguf.f32(spec.ropeScaleLinear);
+  }
+  if (longRope) {
+    metadata[`${a}.rope.scaling.attn_factor`] = gguf.f32(longRope.attnFactor);
+    metadata[`${a}.rope.scaling.original_context_length`] = gguf.u32(spec.longRopeOriginalContext!);
+  }
+  if (spec.finalLogitSoftcap !== undefined) metadata[`${a}.final_logit_softcapping`] = gguf.f32(spec.finalLogitSoftcap);
   return writeGGUF({ metadata, tensors });
 }
