@@ -481,8 +481,9 @@ export function quantize(type: number, values: Float32Array): Uint8Array {
   const nb = n / blockSize;
   switch (type) {
     case GGMLType.F32: {
-      new Uint32Array(out.buffer).set(new Uint32Array(values.buffer, values.byteOffset, n)); // bits, NaN payloads kept
-      if (!LITTLE_ENDIAN) for (let i = 0; i < n; i++) view.setFloat32(i * 4, values[i], true);
+      const bits = new Uint32Array(values.buffer, values.byteOffset, n); // bits, so NaN payloads survive
+      if (LITTLE_ENDIAN) new Uint32Array(out.buffer).set(bits);
+      else for (let i = 0; i < n; i++) view.setUint32(i * 4, bits[i], true);
       return out;
     }
     case GGMLType.F16: {
