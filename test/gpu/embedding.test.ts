@@ -3,11 +3,11 @@ import type { GpuContext } from '../../src/gpu/context.ts';
 import { GGMLType, ggmlTypeName } from '../../src/gguf/quant.ts';
 import { embeddingBytes, embeddingOp } from '../../src/gpu/ops/embedding.ts';
 import { embeddingRef } from '../../src/gpu/ref/embedding.ts';
-import { quantizedMatrix } from '../../src/gpu/ref/matvec.ts';
+import { quantizedMatrix, randomMatrix } from '../../src/gpu/ref/matvec.ts';
 import { uploadWeight, type WeightType } from '../../src/gpu/weights.ts';
 import { GUARD_WORD, outputBuffer, randomF32, readF32, readU32, run, testContext, uploadWords } from '../helpers/gpu.ts';
 
-const { F32, F16, Q8_0, Q4_0 } = GGMLType;
+const { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K } = GGMLType;
 
 describe('embedding kernel', () => {
   let ctx: GpuContext;
@@ -33,11 +33,37 @@ describe('embedding kernel', () => {
     expect(got, ggmlTypeName(type)).toEqual(embeddingRef(w, cols, ids));
   });
 
-  it('serves each id from the part holding its row, with strides, offsets and setTokens', async () => {
-    const [rows, cols, stride, outOffset, idsOffset] = [70, 64, 70, 3, 2];
-    const { bytes, w } = quantizedMatrix(Q4_0, randomF32(rows * cols, 77));
-    const table = uploadWeight(ctx, 'embd', Q4_0, bytes, rows, cols, { maxBindingBytes: 1000 }); // 36 bytes a row: 27 rows a part
-    expect(table.parts.length).toBe(3);
+  // The other block types and BF16 as random blocks (K-quants: two super-blocks a row).
+  const blockCases: [WeightType, number, number][] = [
+    [BF16, 31, 70],
+    [Q4_1, 30, 96],
+    [Q5_0, 29, 288],
+    [Q5_1, 28, 64],
+    [Q4_K, 27, 512],
+    [Q5_K, 26, 512],
+    [Q6_K, 25, 512],
+  ];
+  it.each(blockCases)('type %i rows=%i cols=%i (random blocks) copies the dequantized rows exactly', async (type, rows, cols) => {
+    const { bytes, w } = randomMatrix(type, rows * cols, rows + cols);
+    const table = uploadWeight(ctx, 'embd', type, bytes, rows, cols);
+    const ids = new Uint32Array([0, rows - 1, 7, 7, 3, 12, 1, 24]);
+    const out = outputBuffer(ctx, ids.length * cols);
+    const op = embeddingOp(ctx, table, uploadWords(ctx, ids), out, { tokens: ids.length });
+    await run(ctx, op.dispatches);
+    const got = await readF32(ctx, out, ids.length * cols);
+    expect(got, ggmlTypeName(type)).toEqual(embeddingRef(w, cols, ids));
+  });
+
+  // type, cols, maxBindingBytes: 27 of the 70 rows a part (Q4_0: 36 bytes a row; Q6_K: 210, so
+  // parts of 27 super-blocks end on half a word of d).
+  it.each([
+    [Q4_0, 64, 1000],
+    [Q6_K, 256, 5700],
+  ] as [WeightType, number, number][])('type %i serves each id from the part holding its row, with strides, offsets and setTokens', async (type, cols, limit) => {
+    const [rows, stride, outOffset, idsOffset] = [70, cols + 6, 3, 2];
+    const { bytes, w } = type === Q4_0 ? quantizedMatrix(Q4_0, randomF32(rows * cols, 77)) : randomMatrix(type, rows * cols, 77);
+    const table = uploadWeight(ctx, 'embd', type, bytes, rows, cols, { maxBindingBytes: limit });
+    expect(table.parts.map((p) => p.rows)).toEqual([27, 27, 16]);
     const ids = new Uint32Array([99, 99, 69, 0, 26, 27, 53, 54, 40]);
     const T = ids.length - idsOffset;
     const outLen = outOffset + T * stride;

@@ -2,21 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { UnsupportedModelError } from '../../src/errors.ts';
 import { GGMLType, ggmlTypeName } from '../../src/gguf/quant.ts';
 import { gateUpBytes, gateUpMatvecOp, mlpGateOp, siluMulOp } from '../../src/gpu/ops/mlp.ts';
-import { quantizedMatrix } from '../../src/gpu/ref/matvec.ts';
+import { quantizedMatrix, randomMatrix } from '../../src/gpu/ref/matvec.ts';
 import { gateUpRef, siluMulRef } from '../../src/gpu/ref/mlp.ts';
 import { uploadWeight, type WeightType } from '../../src/gpu/weights.ts';
 import { compare, outputBuffer, randomF32, readF32, run, testContext, uploadWords } from '../helpers/gpu.ts';
 
-const { F32, F16, Q8_0, Q4_0 } = GGMLType;
+const { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K } = GGMLType;
 
 // The gate and up sums carry the matvec's rounding (dotTolerance of their magnitude) into
 // silu(g) * u; relative to the largest output, a few units of 1e-6 for these sizes.
 const TOLERANCE = 1e-5;
 
+// Gate and up matrices: a quantizer's blocks for F32, F16, Q8_0 and Q4_0, random blocks for the other types.
 function pair(type: WeightType, rows: number, cols: number, seed: number) {
-  const g = quantizedMatrix(type, randomF32(rows * cols, seed));
-  const u = quantizedMatrix(type, randomF32(rows * cols, seed + 1));
-  return { g, u };
+  const quantized = type === F32 || type === F16 || type === Q8_0 || type === Q4_0;
+  const make = (s: number) => (quantized ? quantizedMatrix(type, randomF32(rows * cols, s)) : randomMatrix(type, rows * cols, s));
+  return { g: make(seed), u: make(seed + 1) };
 }
 
 describe('silu-mul kernel', () => {
@@ -36,6 +37,13 @@ describe.each(['default', 'plain'] as const)('fused gate/up matvec (%s context)'
     [F16, 70, 172, 2],
     [Q8_0, 37, 288, 1],
     [Q4_0, 130, 160, 1],
+    [BF16, 23, 68, 1],
+    [Q4_1, 21, 96, 2],
+    [Q5_0, 19, 160, 1],
+    [Q5_1, 18, 64, 1],
+    [Q4_K, 17, 512, 1],
+    [Q5_K, 15, 256, 2],
+    [Q6_K, 13, 768, 1],
   ];
   it.each(cases)('type %i rows=%i cols=%i T=%i matches the reference', async (type, rows, cols, T) => {
     const ctx = await testContext(variant);
@@ -55,12 +63,15 @@ describe.each(['default', 'plain'] as const)('fused gate/up matvec (%s context)'
     expect(err, ggmlTypeName(type)).toBeLessThan(TOLERANCE);
   });
 
-  it('covers every part of a row-split pair', async () => {
+  // type, rows, cols, maxBindingBytes: three parts each (Q4_0: 36 bytes a row, Q5_K: 176).
+  it.each([
+    [Q4_0, 50, 64, 700],
+    [Q5_K, 11, 256, 900],
+  ] as [WeightType, number, number, number][])('type %i covers every part of a row-split pair', async (type, rows, cols, limit) => {
     const ctx = await testContext(variant);
-    const [rows, cols] = [50, 64];
-    const { g, u } = pair(Q4_0, rows, cols, 9);
-    const gate = uploadWeight(ctx, 'gate', Q4_0, g.bytes, rows, cols, { maxBindingBytes: 700 });
-    const up = uploadWeight(ctx, 'up', Q4_0, u.bytes, rows, cols, { maxBindingBytes: 700 });
+    const { g, u } = pair(type, rows, cols, 9);
+    const gate = uploadWeight(ctx, 'gate', type, g.bytes, rows, cols, { maxBindingBytes: limit });
+    const up = uploadWeight(ctx, 'up', type, u.bytes, rows, cols, { maxBindingBytes: limit });
     expect(gate.parts.length).toBe(3);
     const x = randomF32(cols, 10);
     const h = outputBuffer(ctx, rows);

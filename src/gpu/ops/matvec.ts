@@ -48,7 +48,7 @@ export function reductionDefines(ctx: GpuContext): ShaderDefines {
  * costs CPU time, 64 invocations run a 2048-column Q4_0 matvec ten times faster than 256.
  */
 export function matvecWorkgroupSize(type: WeightType, cols: number): number {
-  const units = cols / (type === GGMLType.F32 || type === GGMLType.F16 ? 4 : 8);
+  const units = cols / (type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16 ? 4 : 8);
   return units >= 1024 ? 256 : units >= 512 ? 128 : 64;
 }
 
