@@ -3,6 +3,7 @@
 import { UnsupportedModelError } from '../errors.ts';
 import { GGMLType, ggmlTypeName } from '../gguf/quant.ts';
 import type { GGUFFile, GGUFTensorInfo } from '../gguf/reader.ts';
+import { WEIGHT_TYPES } from '../gpu/weights.ts';
 import type { ModelConfig } from './config.ts';
 
 type Kind = 'matrix' | 'vector';
@@ -15,7 +16,7 @@ interface TensorSpec {
   shape: (c: ModelConfig) => number[];
 }
 
-const MATRIX_TYPES: readonly number[] = [GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0];
+const MATRIX_TYPES: readonly number[] = WEIGHT_TYPES;
 const VECTOR_TYPES: readonly number[] = [GGMLType.F32, GGMLType.F16, GGMLType.BF16];
 
 const GLOBAL = {
@@ -67,7 +68,7 @@ function lookup(file: GGUFFile, spec: TensorSpec, c: ModelConfig, layer?: number
   if (!types.includes(t.type)) {
     throw new UnsupportedModelError(
       'unsupported-tensor-type',
-      `tensor '${name}' is ${ggmlTypeName(t.type)}; chunklm runs ${spec.kind === 'matrix' ? 'F32, F16, Q8_0 and Q4_0 matrices' : 'F32, F16 and BF16 norms and biases'}`,
+      `tensor '${name}' is ${ggmlTypeName(t.type)}; chunklm runs ${spec.kind === 'matrix' ? `${WEIGHT_TYPES.map(ggmlTypeName).join(', ')} matrices` : 'F32, F16 and BF16 norms and biases'}`,
       { tensor: name, type: ggmlTypeName(t.type) },
     );
   }

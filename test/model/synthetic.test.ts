@@ -262,12 +262,12 @@ describe('tensor table errors', () => {
     );
   });
 
-  it('refuses a matrix type the kernels do not run (Q4_K)', async () => {
+  it('refuses a matrix type the kernels do not run (Q3_K)', async () => {
     const file = await rewrite(base, (t) =>
-      t.name === 'blk.1.ffn_down.weight' ? { ...t, type: GGMLType.Q4_K, data: new Uint8Array(tensorByteLength(GGMLType.Q4_K, 256 * 64)) } : t,
+      t.name === 'blk.1.ffn_down.weight' ? { ...t, type: GGMLType.Q3_K, data: new Uint8Array(tensorByteLength(GGMLType.Q3_K, 256 * 64)) } : t,
     );
     expect(() => resolveTensors(file, configFromGGUF(file))).toThrow(
-      expect.objectContaining({ name: 'UnsupportedModelError', code: 'unsupported-tensor-type', fields: { tensor: 'blk.1.ffn_down.weight', type: 'Q4_K' } }),
+      expect.objectContaining({ name: 'UnsupportedModelError', code: 'unsupported-tensor-type', fields: { tensor: 'blk.1.ffn_down.weight', type: 'Q3_K' } }),
     );
   });
 });

@@ -8,6 +8,7 @@ import type { ByteSource } from '../../src/gguf/source.ts';
 import { configFromGGUF } from '../../src/model/config.ts';
 import { makeSyntheticModel, SYNTHETIC_PRESETS } from '../../src/model/synthetic.ts';
 import { resolveTensors } from '../../src/model/tensors.ts';
+import { WEIGHT_TYPES } from '../../src/gpu/weights.ts';
 import { missingShared, sharedFile } from '../helpers/shared.ts';
 import { openBytes, rewriteGGUF, withTensors } from './files.ts';
 
@@ -98,23 +99,23 @@ describe('tensor table on synthetic models', () => {
     expect(() => resolve(bad)).toThrow(expect.objectContaining({ code: 'bad-shape', fields: { tensor: 'rope_freqs.weight', shape: '128', expected: '64' } }));
   });
 
-  it('refuses matrix types other than F32, F16, Q8_0 and Q4_0, naming the type', async () => {
-    // A real Q4_K tensor (zeros are valid blocks) written and parsed back.
-    const q4k = { name: 'blk.0.attn_q.weight', shape: [256, 512], type: GGMLType.Q4_K, data: new Uint8Array(tensorByteLength(GGMLType.Q4_K, 256 * 512)) };
-    const { file } = await openBytes(await rewriteGGUF(llama.source, llama.file, { tensors: [q4k] }));
+  it('refuses matrix types the kernels do not read, naming the type', async () => {
+    // A real Q3_K tensor (zeros are valid blocks) written and parsed back.
+    const q3k = { name: 'blk.0.attn_q.weight', shape: [256, 512], type: GGMLType.Q3_K, data: new Uint8Array(tensorByteLength(GGMLType.Q3_K, 256 * 512)) };
+    const { file } = await openBytes(await rewriteGGUF(llama.source, llama.file, { tensors: [q3k] }));
     expect(() => resolve(file)).toThrow(
       expect.objectContaining({
         name: 'UnsupportedModelError',
         code: 'unsupported-tensor-type',
-        fields: { tensor: 'blk.0.attn_q.weight', type: 'Q4_K' },
-        message: expect.stringMatching(/is Q4_K; chunklm runs F32, F16, Q8_0 and Q4_0 matrices/),
+        fields: { tensor: 'blk.0.attn_q.weight', type: 'Q3_K' },
+        message: expect.stringMatching(/is Q3_K; chunklm runs F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K matrices/),
       }),
     );
     const retype = (name: string, type: GGMLTypeId) => withTensors(llama.file, (t) => (t.name === name ? { ...t, type } : t));
-    for (const type of [GGMLType.Q4_1, GGMLType.Q6_K, GGMLType.BF16]) {
+    for (const type of [GGMLType.Q2_K, GGMLType.IQ4_NL, GGMLType.Q8_1]) {
       expect(() => resolve(retype('blk.1.ffn_down.weight', type))).toThrow(expect.objectContaining({ code: 'unsupported-tensor-type' }));
     }
-    for (const type of [GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0]) {
+    for (const type of WEIGHT_TYPES) {
       expect(resolve(retype('blk.1.ffn_down.weight', type)).layers[1].wDown.type).toBe(type);
     }
   });
