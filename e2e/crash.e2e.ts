@@ -16,6 +16,7 @@ import {
   documentStats,
   evictCaches,
   explain,
+  indexedDbFiles,
   listDocuments,
   loadModel,
   recordSizes,
@@ -76,10 +77,21 @@ describe.skipIf(!model)(`documents under SIGKILL of the browser (${skipReason})`
       await loadModel(page);
       loadMs.push(Date.now() - tLoad);
 
+      // The page's store is IndexedDB (a memory store standing in would list nothing).
+      const opened = await documentStats(page);
+      expect(opened.tiers.store.name, `${where}: the store the page opened; warnings: ${opened.warnings.join(' | ')}${explain(problems)}`).toBe('indexeddb:chunklm');
       // Everything that resolved before the kill holds; whatever is listed is whole.
       const listed = await listDocuments(page);
       const ids = listed.map((d) => d.id);
-      for (const id of mustList) expect(ids, `${where}: '${id}' had been added (its add resolved) but is not listed${explain(problems)}`).toContain(id);
+      const lost = [...mustList].filter((id) => !ids.includes(id));
+      if (lost.length > 0) {
+        const snap = await storeSnapshot(page);
+        expect.fail(
+          `${where}: ${lost.map((id) => `'${id}'`).join(', ')} had been added (the add resolved) but ${lost.length === 1 ? 'is' : 'are'} not listed; ` +
+            `listed [${ids.join(', ')}]; the store holds ${snap.manifests.length} manifests and ${snap.chunkIds.length} chunk records; ` +
+            `warnings: ${opened.warnings.join(' | ') || 'none'}; IndexedDB folder: ${indexedDbFiles(profile.dir)}${explain(problems)}`,
+        );
+      }
       for (const id of mustNotList) expect(ids, `${where}: '${id}' had been removed (its remove resolved) but is listed${explain(problems)}`).not.toContain(id);
       for (const d of listed) expect(d.storedChunks, `${where}: '${d.id}' lists ${d.chunks} chunks but ${d.storedChunks} stored${explain(problems)}`).toBe(d.chunks);
       const snapshot = await storeSnapshot(page);

@@ -3,7 +3,7 @@
 // client (window.chunklmReady), and raw IndexedDB reads and edits of the store behind the Worker.
 import { PENDING_MANIFEST_PREFIX } from '../src/engine/documents.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -26,6 +26,29 @@ export function explain(problems: readonly string[]): string {
 export function tempDir(prefix: string): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), `chunklm-${prefix}-`));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The files under the profile's IndexedDB folder with their sizes, to explain a lost document. */
+export function indexedDbFiles(profileDir: string): string {
+  const root = join(profileDir, 'Default', 'IndexedDB');
+  const out: string[] = [];
+  const walk = (dir: string, rel: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      out.push(`${rel || '.'}: unreadable or absent`);
+      return;
+    }
+    for (const name of names.sort()) {
+      const full = join(dir, name);
+      const st = statSync(full, { throwIfNoEntry: false });
+      if (st?.isDirectory()) walk(full, rel ? `${rel}/${name}` : name);
+      else out.push(`${rel ? `${rel}/` : ''}${name} ${st?.size ?? '?'} B`);
+    }
+  };
+  walk(root, '');
+  return out.join(', ');
 }
 
 /** Loads stories260K into the page's client and resolves with the model's description. */
@@ -217,6 +240,36 @@ export function recordSizes(page: Page, ids: readonly string[]): Promise<(number
   }, ids);
 }
 
+/** Pids of group `pgid` that still run (zombies, which hold nothing, do not count); from /proc. */
+function livingInGroup(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ')'.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** Resolves once no process of group `pgid` is left running, or throws after 30 s. */
+async function groupGone(pgid: number): Promise<void> {
+  if (process.platform !== 'linux') return;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const alive = livingInGroup(pgid);
+    if (alive.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`processes ${alive.join(', ')} of Chromium's group ${pgid} were still running 30 s after SIGKILL`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** A Chromium this process started on a profile directory, driven over CDP. */
 export interface OwnChromium {
   browser: Browser;
@@ -275,6 +328,10 @@ export async function startChromium(profileDir: string): Promise<OwnChromium> {
       }
       killed = true;
       await exited;
+      // The other processes of the group (renderers, GPU, utility) die on their own schedule: a
+      // process busy in the kernel (an fsync) exits once that returns, holding its files until
+      // then. The next start must find the profile as a rebooted machine would: nobody left.
+      if (child.pid !== undefined) await groupGone(child.pid);
     },
   };
 }

@@ -82,6 +82,7 @@ export class DocumentLibrary {
   /** Collects chunks no manifest names, asks for persistent storage and reads the budget; once. */
   open(): Promise<void> {
     this.opened ??= (async () => {
+      if (this.store.notice) this.warn(this.store.notice);
       const [ids, all] = await Promise.all([this.store.chunkIds(), this.store.listManifests()]);
       const stale = all.filter((m) => isPending(m) && Date.now() - m.createdAt > PENDING_GRACE_MS);
       if (stale.length > 0) await this.store.deleteManifests(stale.map((m) => m.id));
@@ -365,6 +366,7 @@ export class DocumentLibrary {
         gpu: { chunks: cache?.gpu.chunks ?? 0, tokens: cache?.gpu.tokens ?? 0, pinned: cache?.gpu.pinned ?? 0, bytes: 0 },
         memory: { chunks: cache?.memory.chunks ?? 0, bytes: cache?.memory.bytes ?? 0, budgetBytes: cache?.memory.budgetBytes ?? 0 },
         store: {
+          name: this.store.name,
           chunks: unique.size,
           bytes: total(unique),
           budgetBytes: this.budget,

@@ -2,10 +2,19 @@
 // main-thread client, the CLI and the UI.
 
 export interface LoadProgress {
-  /** 'header' while the GGUF header is read, 'weights' while tensors stream to the GPU, 'compile' while pipelines are built. */
-  phase: 'header' | 'weights' | 'compile' | 'ready';
+  /**
+   * 'header' while the GGUF header is read, 'download' while files are downloaded into the model
+   * cache, 'weights' while tensors stream to the GPU, 'compile' while pipelines are built.
+   */
+  phase: 'header' | 'download' | 'weights' | 'compile' | 'ready';
   loadedBytes: number;
   totalBytes: number;
+  /** During 'download': the URL of the file being downloaded. */
+  file?: string;
+  /** During 'download' and 'weights', once measurable: bytes per second over the last seconds. */
+  bytesPerSecond?: number;
+  /** With bytesPerSecond: seconds until the phase ends at that rate. */
+  secondsLeft?: number;
 }
 
 export interface LoadOptions {
@@ -17,6 +26,22 @@ export interface LoadOptions {
   maxContext?: number;
   /** KV pool in tokens, shared by the running sequence and cached document chunks (default 2 × maxContext). */
   kvBudgetTokens?: number;
+  /**
+   * GPU memory the model may take, for the fit check before the weights load (default: the
+   * host's estimate, see EngineOptions.deviceMemory). WebGPU does not report a device's memory.
+   */
+  gpuMemoryBytes?: number;
+  /** URL loads: keep the downloaded files in the model cache and use it (default true). */
+  cache?: boolean;
+}
+
+/** Where a file of a URL-loaded model came from. */
+export interface ModelFileInfo {
+  url: string;
+  bytes: number;
+  etag?: string;
+  /** 'cache': read from the model cache; 'download': downloaded into it now; 'network': read over the network, not cached. */
+  source: 'cache' | 'download' | 'network';
 }
 
 export interface ModelInfo {
@@ -38,6 +63,10 @@ export interface ModelInfo {
   kvDtype: 'f32' | 'f16';
   /** Token slots of the KV pool (the running sequence and cached chunks share it). */
   kvBudgetTokens: number;
+  /** URL loads: each file (one, or the parts of a split model) and where it came from. */
+  files?: ModelFileInfo[];
+  /** What went wrong without failing the load (the model cache refused a write, the server could not be reached). */
+  warnings?: string[];
 }
 
 export interface ChatMessage {
@@ -219,7 +248,7 @@ export interface DocumentStats {
   documents: number;
   chunks: number;
   tokens: number;
-  tiers: { gpu: TierStats & { tokens: number; pinned: number }; memory: TierStats & { budgetBytes: number }; store: TierStats & { budgetBytes: number; quotaBytes?: number; usageBytes?: number; persisted?: boolean } };
+  tiers: { gpu: TierStats & { tokens: number; pinned: number }; memory: TierStats & { budgetBytes: number }; store: TierStats & { name: string; budgetBytes: number; quotaBytes?: number; usageBytes?: number; persisted?: boolean } };
   hits: { gpu: number; memory: number; store: number };
   misses: number;
   /** Stored records that failed a check and were recomputed. */

@@ -223,6 +223,10 @@ function isStoreChange(value: unknown): value is StoreChange {
   return typeof c.kind === 'string' && Array.isArray(c.ids);
 }
 
+/** Waits before the retries of an open that failed for a reason that can pass (see IdbStore.open). */
+const OPEN_RETRY_DELAYS_MS = [250, 1000, 2500];
+const TRANSIENT_OPEN_ERRORS = new Set(['UnknownError', 'AbortError', 'InvalidStateError']);
+
 export class IdbStore implements PersistentStore {
   readonly name: string;
   private readonly chunks: OwnStore;
@@ -248,15 +252,27 @@ export class IdbStore implements PersistentStore {
   }
 
   /** Opens (creating on first use) the library called `name`; throws StorageError 'store-unavailable'. */
-  static async open(name = 'chunklm'): Promise<IdbStore> {
-    const store = new IdbStore(name);
-    try {
-      await Promise.all([store.chunks.ready(), store.manifests.ready()]);
-    } catch (err) {
-      store.close();
-      throw toStorageError(err, `open '${name}'`);
+  static async open(name = 'chunklm', opts: { retryDelaysMs?: readonly number[] } = {}): Promise<IdbStore> {
+    // Right after a crash the browser can still be recovering the backing store, and an open fails
+    // with UnknownError (or is aborted) for a moment: such failures are retried before giving up.
+    // Refusals that will not change (private mode, an opaque origin, a newer schema) are not.
+    const delays = opts.retryDelaysMs ?? OPEN_RETRY_DELAYS_MS;
+    for (let attempt = 0; ; attempt++) {
+      const store = new IdbStore(name);
+      try {
+        await Promise.all([store.chunks.ready(), store.manifests.ready()]);
+        return store;
+      } catch (err) {
+        store.close();
+        const error = toStorageError(err, `open '${name}'`);
+        const dom = String(error.fields.domException ?? '');
+        if (attempt >= delays.length || !TRANSIENT_OPEN_ERRORS.has(dom)) {
+          if (attempt > 0) error.message += ` (after ${attempt + 1} attempts)`;
+          throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, delays[attempt]));
+      }
     }
-    return store;
   }
 
   /** Stored manifests that listManifests() skipped for not having the manifest's shape, at its last call. */

@@ -7,17 +7,21 @@ import type { DocumentManifest, PersistentStore, StorageEstimate } from './store
 export interface MemoryStoreOptions {
   /** Chunk bytes the store may hold; a write that would go over throws 'quota-exceeded'. */
   quotaBytes?: number;
+  /** Why this store stands in for a persistent one (IndexedDB refused): surfaced in stats warnings. */
+  notice?: string;
 }
 
 export class MemoryStore implements PersistentStore {
   readonly name = 'memory';
   readonly quotaBytes: number | undefined;
+  readonly notice: string | undefined;
   private readonly chunks = new Map<string, Uint8Array>();
   private readonly manifests = new Map<string, DocumentManifest>();
   private chunkBytes = 0;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.quotaBytes = options.quotaBytes;
+    this.notice = options.notice;
   }
 
   async getChunk(id: string): Promise<Uint8Array | undefined> {

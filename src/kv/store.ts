@@ -91,6 +91,8 @@ export interface StorageEstimate {
 export interface PersistentStore extends ChunkStore, ManifestStore {
   /** Where it lives, for messages ('indexeddb:chunklm', a folder path, 'memory'). */
   readonly name: string;
+  /** Set when the store keeps less than the host meant it to (memory standing in for IndexedDB): why. */
+  readonly notice?: string;
   estimate?(): Promise<StorageEstimate | undefined>;
   /** Asks the browser not to evict this origin's data (navigator.storage.persist). */
   persist?(): Promise<boolean>;

@@ -9,6 +9,7 @@ import { IdbStore } from '../kv/idb-store.ts';
 import { MemoryStore } from '../kv/memory-store.ts';
 import type { PersistentStore } from '../kv/store.ts';
 import { viteShaderSources } from '../gpu/shaders-vite.ts';
+import { CacheStorageModelCache } from '../hub/cache-storage.ts';
 import { ChunklmWorkerService, type EngineLike } from './api.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
 
@@ -40,8 +41,9 @@ let storePromise: Promise<PersistentStore> | undefined;
  */
 function openStore(): Promise<PersistentStore> {
   storePromise ??= IdbStore.open(STORE_NAME).catch((err: unknown) => {
-    console.warn(`chunklm: documents will not persist: ${(err as Error)?.message ?? String(err)}`);
-    return new MemoryStore();
+    const notice = `documents will not persist: ${(err as Error)?.message ?? String(err)}`;
+    console.warn(`chunklm: ${notice}`);
+    return new MemoryStore({ notice });
   });
   return storePromise;
 }
@@ -52,8 +54,19 @@ async function openBrowserEngine(onLost: () => void): Promise<EngineLike> {
   const { device, features } = await requestChunklmDevice(adapter);
   void device.lost.then(onLost);
   const store = await openStore();
-  return new Engine(device, { shaders: viteShaderSources, features, adapterInfo: describeAdapter(adapter.info), store });
+  return new Engine(device, { shaders: viteShaderSources, features, adapterInfo: describeAdapter(adapter.info), store, deviceMemory: deviceMemory() });
+}
+
+/**
+ * What the fit check takes as the most a model may use: the memory the browser reports
+ * (navigator.deviceMemory, in GiB, which Chrome rounds down to a power of two and caps), since
+ * WebGPU says nothing about a GPU's memory. Absent (Firefox, Safari): only buffer limits are checked.
+ */
+function deviceMemory(): { bytes: number; source: string } | undefined {
+  const gib = (self.navigator as Navigator & { deviceMemory?: number }).deviceMemory;
+  return typeof gib === 'number' && gib > 0 ? { bytes: gib * 2 ** 30, source: `navigator.deviceMemory, ${gib} GiB` } : undefined;
 }
 
 installErrorTransfer();
-expose(new ChunklmWorkerService({ openEngine: openBrowserEngine }));
+// Downloaded models are kept in the origin's Cache Storage (src/hub/cache-storage.ts).
+expose(new ChunklmWorkerService({ openEngine: openBrowserEngine, modelCache: new CacheStorageModelCache() }));
