@@ -6,9 +6,11 @@
 // serves all the query heads of its group. For row (t, h), with qpos = positions[t]:
 //   out[t, h] = sum_k softmax_k(scale * q[t,h] . rope(K[k], pos_k)) * V[k]
 // over every cached key k, in every page-table entry of the workgroup's split, with pos_k <= qpos
-// (causal by position, so entries may come in any order and leave gaps). Keys are rotated by the
+// (causal by position, so entries may come in any order and leave gaps) and, when window > 0,
+// qpos - window < pos_k (a sliding-window layer: llama.cpp masks a key once qpos - pos_k >= window).
+// Entries wholly outside the window are skipped without loading their keys. Keys are rotated by the
 // absolute position of their slot as they are loaded into workgroup memory; q is already rotated
-// (rope.wgsl). Softmax is online (running max m and sum l per row) over tiles of up to 16 keys
+// (rope.wgsl). Softmax is online (running max m and sum l per row) over tiles of up to BK keys
 // gathered from consecutive entries of the split. Reference: src/gpu/ref/attention.ts attentionPagedRef.
 // The pools hold f32 values or f16 halves (KV_DTYPE); halves are widened to f32 as they are loaded,
 // so the f16 form equals the f32 one on K/V rounded to f16 (attentionPagedRef with kvDtype 'f16').
@@ -30,10 +32,11 @@
 //       direct = 0: partial results [n_tokens, n_heads, n_splits, HEAD_DIM/4 + 1] vec4: the unnormalized
 //         output, then (m, l, 0, 0); attention_reduce.wgsl merges the splits.
 // Params: n_tokens, n_heads, n_kv_heads, rope_dim, neox (0/1), max_pos, n_entries, entries_per_split,
-//   n_splits, direct, q_stride, q_offset (elements, multiples of 4), scale (f32).
-// Constants (placeholders): HEAD_DIM (multiple of 4), GROUP (= n_heads / n_kv_heads), ROWS, WG, DSPLIT
-//   (threads per dot product; WG must be a multiple of 16 * DSPLIT), KV_DTYPE (f32 or f16: picks the
-//   V pool element type and the K/V loaders below).
+//   n_splits, direct, q_stride, q_offset (elements, multiples of 4), scale (f32), window (0: none).
+// Constants (placeholders): HEAD_DIM (multiple of 4), GROUP (= n_heads / n_kv_heads), ROWS, WG, BK
+//   (keys per tile: 16, fewer for large heads so the tile fits workgroup memory), DSPLIT (threads per
+//   dot product; WG must be a multiple of BK * DSPLIT), KV_DTYPE (f32 or f16: picks the V pool element
+//   type and the K/V loaders below).
 
 struct Params {
   n_tokens: u32,
@@ -49,6 +52,7 @@ struct Params {
   q_stride: u32,
   q_offset: u32,
   scale: f32,
+  window: u32,
 }
 
 const HD: u32 = {{HEAD_DIM}}u;
@@ -56,7 +60,8 @@ const G: u32 = {{GROUP}}u;
 const ROWS: u32 = {{ROWS}}u;
 const WG: u32 = {{WG}}u;
 const DSPLIT: u32 = {{DSPLIT}}u;
-const BK: u32 = 16u; // keys per tile: one page-table entry
+const PAGE: u32 = 16u; // token slots per KV page
+const BK: u32 = {{BK}}u; // keys per tile
 const HD4: u32 = HD / 4u;
 const HALF_HD: u32 = HD / 2u;
 const KS4: u32 = HD4 + 1u; // padded row stride of k_s so the rows read together fall in different banks
@@ -129,11 +134,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let t = (row0 + li) / G;
     qpos_s[li] = select(0u, positions[min(t, p.n_tokens - 1u)], t < p.n_tokens);
   }
-  // The block's largest query position (the same in every thread): tiles starting past it are skipped.
+  // The block's largest and smallest query positions (the same in every thread): entries starting
+  // past the largest, or (with a window) ending before the smallest one's window, are skipped.
   var qmax = 0u;
+  var qmin = 0xffffffffu;
   let t_last = min((row0 + ROWS - 1u) / G, p.n_tokens - 1u);
   for (var t = row0 / G; t <= t_last; t++) {
     qmax = max(qmax, positions[t]);
+    qmin = min(qmin, positions[t]);
   }
 
   var m_row = M_INIT;
@@ -160,15 +168,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         break;
       }
       let ent = page_table[e];
-      let len = min(ent.z, BK);
-      if (off >= len || ent.y > qmax) {
+      let len = min(ent.z, PAGE);
+      let before_window = p.window != 0u && len > 0u && ent.y + len - 1u + p.window <= qmin;
+      if (off >= len || ent.y > qmax || before_window) {
         e++;
         off = 0u;
         continue;
       }
       let take = min(len - off, BK - n_keys);
       for (var j = 0u; j < take; j++) {
-        slot_j[n_keys + j] = ent.x * BK + ent.w + off + j;
+        slot_j[n_keys + j] = ent.x * PAGE + ent.w + off + j;
         pos_j[n_keys + j] = ent.y + off + j;
       }
       n_keys += take;
@@ -254,7 +263,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var c = 0u; c < DSPLIT; c++) {
         s += s_part[i * DSPLIT + c];
       }
-      p_s[i] = select(MASKED, s, j < n_keys && pos_j[j] <= qpos_s[r]);
+      let visible = pos_j[j] <= qpos_s[r] && (p.window == 0u || pos_j[j] + p.window > qpos_s[r]);
+      p_s[i] = select(MASKED, s, j < n_keys && visible);
     }
     workgroupBarrier();
 

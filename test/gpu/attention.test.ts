@@ -15,6 +15,8 @@ interface Case {
   headDim: number;
   ropeDim: number;
   mode: RopeMode;
+  /** Sliding window (0 or absent: causal only). */
+  window?: number;
 }
 
 const MAX_POS = 512;
@@ -284,7 +286,8 @@ describe('attention kernel', () => {
     const bufs = { q: b, kPool: b, vPool: b, pageTable: b, positions: b, ropeTable: b, out: outputBuffer(ctx, 4) };
     const base: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64, ropeDim: 64, mode: 'norm', maxPos: 16 };
     expect(() => attentionDispatches(ctx, bufs, { ...base, nKvHeads: 3 }, { kind: 'prefill', maxTokens: 1 })).toThrow(/grouped/);
-    expect(() => attentionDispatches(ctx, bufs, { ...base, headDim: 256, ropeDim: 256 }, { kind: 'prefill', maxTokens: 1 })).toThrow(/up to 128/);
+    expect(() => attentionDispatches(ctx, bufs, { ...base, headDim: 272, ropeDim: 272 }, { kind: 'prefill', maxTokens: 1 })).toThrow(/up to 256/);
+    expect(() => attentionDispatches(ctx, bufs, { ...base, window: -1 }, { kind: 'prefill', maxTokens: 1 })).toThrow(/window/);
     expect(() => attentionDispatches(ctx, bufs, { ...base, ropeDim: 66 }, { kind: 'prefill', maxTokens: 1 })).toThrow(/at most the head dimension/);
     const step = attentionDispatches(ctx, bufs, base, { kind: 'decode', maxTokens: 2 });
     expect(() => step.setStep(3, 1)).toThrow(expect.objectContaining({ code: 'batch-too-large' }));
@@ -406,6 +409,96 @@ describe('attention kernel, f16 KV pools', () => {
     const qRot = ropeRef(q, positions, c.nHeads, c.headDim, c.ropeDim, c.mode, table);
     const want = attentionPagedRef(qRot, positions, kAll, vAll, seq.entries, { ...c, kvDtype: 'f16' }, table);
     expect(compare(got, want).maxAbs).toBeLessThan(2e-5);
+  });
+});
+
+// Sliding-window layers (gemma3): a query at q sees keys at q - window < p <= q, in both forms, over
+// the same mixed page tables, and heads of 256 (Gemma 3's) take smaller key tiles.
+describe('attention kernel, sliding window', () => {
+  it('the reference masks exactly the keys at q - p >= window', () => {
+    const c: Case = { nHeads: 4, nKvHeads: 2, headDim: 16, ropeDim: 16, mode: 'neox' };
+    const kvDim = c.nKvHeads * c.headDim;
+    const kPos = Array.from({ length: 40 }, (_, i) => i);
+    const k = randomF32(40 * kvDim, 200);
+    const v = randomF32(40 * kvDim, 201);
+    const qPos = new Uint32Array([0, 7, 8, 39]);
+    const q = randomF32(4 * c.nHeads * c.headDim, 202);
+    const windowed = attentionRef(q, qPos, k, v, kPos, { ...c, window: 8 });
+    for (let t = 0; t < 4; t++) {
+      // Only the keys q-7..q, attended to with no window, give the same row.
+      const keep = kPos.filter((p) => p <= qPos[t] && p > qPos[t] - 8);
+      const kk = new Float32Array(keep.length * kvDim);
+      const vv = new Float32Array(keep.length * kvDim);
+      keep.forEach((p, i) => {
+        kk.set(k.subarray(p * kvDim, (p + 1) * kvDim), i * kvDim);
+        vv.set(v.subarray(p * kvDim, (p + 1) * kvDim), i * kvDim);
+      });
+      const row = c.nHeads * c.headDim;
+      const alone = attentionRef(q.subarray(t * row, (t + 1) * row), [qPos[t]], kk, vv, keep, c);
+      expect(compare(windowed.subarray(t * row, (t + 1) * row), alone).maxAbs).toBeLessThan(1e-7);
+    }
+    // Window 1: each query sees only its own position.
+    const self = attentionRef(q, qPos, k, v, kPos, { ...c, window: 1 });
+    for (let t = 0; t < 4; t++) {
+      for (let h = 0; h < c.nHeads; h++) {
+        const g = Math.floor(h / 2);
+        for (let d = 0; d < c.headDim; d++) expect(self[(t * c.nHeads + h) * c.headDim + d]).toBeCloseTo(v[qPos[t] * kvDim + g * c.headDim + d], 6);
+      }
+    }
+    expect(compare(windowed, attentionRef(q, qPos, k, v, kPos, c)).maxAbs).toBeGreaterThan(1e-3);
+  });
+
+  const cases: [string, Case][] = [
+    ['hd 64, GQA 4, window 5', { nHeads: 8, nKvHeads: 2, headDim: 64, ropeDim: 64, mode: 'neox', window: 5 }],
+    ['hd 32, GQA 2, window 1 (self only)', { nHeads: 4, nKvHeads: 2, headDim: 32, ropeDim: 32, mode: 'norm', window: 1 }],
+    ['hd 16, GQA 1, window 23 (straddles pages and the gap)', { nHeads: 2, nKvHeads: 2, headDim: 16, ropeDim: 16, mode: 'neox', window: 23 }],
+    ['hd 64, GQA 2, window past every key (no effect)', { nHeads: 4, nKvHeads: 2, headDim: 64, ropeDim: 64, mode: 'neox', window: 4096 }],
+    ['hd 256, GQA 4 (Gemma 3), window 9', { nHeads: 4, nKvHeads: 1, headDim: 256, ropeDim: 256, mode: 'neox', window: 9 }],
+  ];
+
+  it.each(cases)('prefill, %s: matches the reference over a mixed page table', async (_name, c) => {
+    const ctx = await testContext();
+    const kvDim = c.nKvHeads * c.headDim;
+    const T = 13;
+    const { seq, positions, nPages } = scenario(T);
+    const kPool = randomF32(nPages * 16 * kvDim, 210, -2, 2);
+    const vPool = randomF32(nPages * 16 * kvDim, 211);
+    const q = randomF32(T * c.nHeads * c.headDim, 212, -2, 2);
+    const { got, want } = await runAttention(ctx, c, 'prefill', q, positions, kPool, vPool, seq.entries);
+    expect(compare(got, want).maxAbs).toBeLessThan(2e-5);
+    // The window is not a no-op (except the one past every key): it changes the rows.
+    const unwindowed = attentionPagedRef(q, positions, kPool, vPool, seq.entries, { ...c, window: 0 }, buildRopeTable(MAX_POS, c.ropeDim, 10000));
+    if (c.window! < 100) expect(compare(got, unwindowed).maxAbs).toBeGreaterThan(1e-3);
+    else expect(compare(got, unwindowed).maxAbs).toBeLessThan(2e-5);
+  });
+
+  it.each(cases)('decode, %s: every split count matches the reference, f32 and f16 pools', async (_name, c) => {
+    const ctx = await testContext();
+    const kvDim = c.nKvHeads * c.headDim;
+    const { seq, positions, nPages } = scenario(2, 70);
+    const kPool = randomF32(nPages * 16 * kvDim, 220, -2, 2);
+    const vPool = randomF32(nPages * 16 * kvDim, 221);
+    const q = randomF32(c.nHeads * c.headDim, 222, -2, 2);
+    const last = positions.subarray(positions.length - 1);
+    for (const kvDtype of ['f32', 'f16'] as const) {
+      for (const splits of [1, 3, 7]) {
+        const { got, want, step } = await runAttention(ctx, c, 'decode', q, last, kPool, vPool, seq.entries, splits, kvDtype);
+        expect(step.splits).toBe(splits);
+        expect(compare(got, want).maxAbs, `${kvDtype} splits=${splits}`).toBeLessThan(2e-5);
+      }
+    }
+  });
+
+  it('heads of 256 take tiles of fewer keys so the workgroup fits its memory limit', async () => {
+    const ctx = await testContext();
+    const shape: AttentionShape = { nHeads: 4, nKvHeads: 1, headDim: 256, ropeDim: 256, mode: 'neox', maxPos: MAX_POS };
+    for (const kind of ['prefill', 'decode'] as const) {
+      const step = attentionDispatches(ctx, dummyBuffers(ctx), shape, { kind, maxTokens: 4 });
+      expect(step.config.workgroupBytes).toBeLessThanOrEqual(ctx.limits.maxComputeWorkgroupStorageSize);
+      expect(step.config.bk * step.config.dsplit).toBeLessThanOrEqual(step.config.wg);
+    }
+    const small = attentionDispatches(ctx, dummyBuffers(ctx), { ...shape, headDim: 64, ropeDim: 64 }, { kind: 'prefill', maxTokens: 4 });
+    expect(small.config.bk).toBe(16);
   });
 });
 

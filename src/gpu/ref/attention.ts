@@ -14,6 +14,8 @@ export interface AttentionRefShape {
   mode: RopeMode;
   /** Default 1/sqrt(headDim). */
   scale?: number;
+  /** Sliding window: a query at q sees keys at q - window < p <= q; 0 or absent: all keys at p <= q. */
+  window?: number;
   /** Pool element type (default 'f32'): with 'f16' the paged reference rounds every K/V value to f16 first. */
   kvDtype?: KvDtype;
 }
@@ -68,7 +70,8 @@ export function attentionPagedRef(
 /**
  * Plain causal-by-position attention: q [T, nHeads*headDim] and k [S, nKvHeads*headDim] both
  * already rotated, v [S, nKvHeads*headDim], kPositions [S]. Query head h reads KV head
- * h / (nHeads/nKvHeads). Rows with no visible key are 0.
+ * h / (nHeads/nKvHeads). With shape.window, a key is also masked once qpos - kpos >= window.
+ * Rows with no visible key are 0.
  */
 export function attentionRef(
   q: Float32Array,
@@ -82,6 +85,7 @@ export function attentionRef(
   const group = nHeads / nKvHeads;
   const kvDim = nKvHeads * headDim;
   const scale = shape.scale ?? 1 / Math.sqrt(headDim);
+  const window = shape.window ?? 0;
   const T = qPositions.length;
   const S = kPositions.length;
   const out = new Float32Array(T * nHeads * headDim);
@@ -92,7 +96,7 @@ export function attentionRef(
       const ko = Math.floor(h / group) * headDim;
       let m = -Infinity;
       for (let i = 0; i < S; i++) {
-        if (kPositions[i] > qPositions[t]) {
+        if (kPositions[i] > qPositions[t] || (window > 0 && qPositions[t] - kPositions[i] >= window)) {
           s[i] = -Infinity;
           continue;
         }
