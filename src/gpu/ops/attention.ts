@@ -10,7 +10,7 @@ import { checkRopeShape, type RopeMode } from './rope.ts';
 export interface AttentionShape {
   nHeads: number;
   nKvHeads: number;
-  /** Multiple of 4, at most 128 (larger heads do not fit workgroup memory). */
+  /** Multiple of 4, at most 256 (heads above 128 take tiles of fewer keys). */
   headDim: number;
   ropeDim: number;
   mode: RopeMode;
@@ -18,6 +18,11 @@ export interface AttentionShape {
   maxPos: number;
   /** Score scale; default 1/sqrt(headDim). */
   scale?: number;
+  /**
+   * Sliding window: a query at position q sees keys at q - window < p <= q (llama.cpp's standard
+   * sliding-window mask). 0 or absent: every key at p <= q.
+   */
+  window?: number;
   /** Elements between consecutive tokens' q rows (default nHeads*headDim); multiple of 4. */
   qStride?: number;
   /** Element index of token 0, head 0 in q (default 0); multiple of 4. */
@@ -63,7 +68,7 @@ export interface AttentionStep {
   /** Split count of the current step (1: the output is written directly, no reduce). */
   readonly splits: number;
   /** Workgroup layout chosen for this device (for tests and benchmarks). */
-  readonly config: { rows: number; dsplit: number; wg: number; workgroupBytes: number };
+  readonly config: { rows: number; bk: number; dsplit: number; wg: number; workgroupBytes: number };
   /**
    * Sets the step's query token count, page-table entry count and, optionally, the split count
    * (default: chooseAttentionSplits) and the key count (when given, splits follow ceil(nKeys / 16)
@@ -90,14 +95,30 @@ export function chooseAttentionSplits(nEntries: number, workgroupsPerSplit: numb
   return Math.max(1, Math.min(maxSplits, byWork, byGpu));
 }
 
-function layout(rows: number, headDim: number): { dsplit: number; bytes: number } {
+/** Workgroup memory and dot-product split of `rows` query rows over tiles of `bk` keys. */
+function layout(rows: number, bk: number, headDim: number): { rows: number; bk: number; dsplit: number; bytes: number } {
   const hd4 = headDim / 4;
   let dsplit = 1;
-  while (dsplit * 2 <= hd4 && rows * KV_PAGE_SIZE * dsplit * 2 <= WG) dsplit *= 2;
-  const bk = KV_PAGE_SIZE;
+  while (dsplit * 2 <= hd4 && rows * bk * dsplit * 2 <= WG) dsplit *= 2;
   const vec4s = rows * hd4 + bk * (hd4 + 1) + bk * hd4;
   const words = rows * bk * dsplit + rows * bk + 3 * rows;
-  return { dsplit, bytes: vec4s * 16 + words * 4 };
+  return { rows, bk, dsplit, bytes: vec4s * 16 + words * 4 };
+}
+
+/**
+ * The first layout that fits `limit` bytes of workgroup memory: tiles of a whole page (16 keys) with
+ * the wanted rows, halved down to 4; then tiles of 8 and 4 keys (large heads), rows halved down to 1.
+ */
+function chooseLayout(wantRows: number, headDim: number, limit: number): ReturnType<typeof layout> {
+  let last = layout(1, 4, headDim);
+  for (const bk of [KV_PAGE_SIZE, 8, 4]) {
+    const minRows = bk === 4 ? 1 : Math.min(wantRows, 4);
+    for (let rows = wantRows; rows >= minRows; rows >>= 1) {
+      last = layout(rows, bk, headDim);
+      if (last.bytes <= limit) return last;
+    }
+  }
+  return last;
 }
 
 export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, shape: AttentionShape, opts: AttentionOptions): AttentionStep {
@@ -106,8 +127,12 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
   if (nKvHeads <= 0 || nHeads % nKvHeads !== 0) {
     throw new UnsupportedModelError('bad-shape', `${nHeads} query heads cannot be grouped over ${nKvHeads} KV heads`, { nHeads, nKvHeads });
   }
-  if (headDim % 4 !== 0 || headDim > 128) {
-    throw new UnsupportedModelError('bad-shape', `attention supports head dimensions that are multiples of 4 up to 128, got ${headDim}`, { headDim });
+  if (headDim % 4 !== 0 || headDim > 256) {
+    throw new UnsupportedModelError('bad-shape', `attention supports head dimensions that are multiples of 4 up to 256, got ${headDim}`, { headDim });
+  }
+  const window = shape.window ?? 0;
+  if (!Number.isInteger(window) || window < 0) {
+    throw new UnsupportedModelError('bad-shape', `the attention window must be a non-negative integer, got ${window}`, { window });
   }
   const qStride = shape.qStride ?? nHeads * headDim;
   const qOffset = shape.qOffset ?? 0;
@@ -117,14 +142,11 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
   const group = nHeads / nKvHeads;
   const maxSplits = Math.max(1, opts.maxSplits ?? (opts.kind === 'decode' ? 32 : 1));
 
-  // Rows per workgroup: 16 for prefill, the GQA group for decode; halved until workgroup memory fits.
+  // Rows per workgroup: 16 for prefill, the GQA group for decode; fewer, or smaller key tiles, until
+  // workgroup memory fits.
   const limit = ctx.limits.maxComputeWorkgroupStorageSize;
-  let rows = opts.kind === 'prefill' ? 16 : Math.min(group, 16);
-  let lay = layout(rows, headDim);
-  while (lay.bytes > limit && rows > 1) {
-    rows = Math.max(1, rows >> 1);
-    lay = layout(rows, headDim);
-  }
+  const lay = chooseLayout(opts.kind === 'prefill' ? 16 : Math.min(group, 16), headDim, limit);
+  const rows = lay.rows;
   if (lay.bytes > limit) {
     throw new GPUError(
       'workgroup-memory',
@@ -132,7 +154,7 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
       { headDim, need: lay.bytes, limit },
     );
   }
-  const defines = { HEAD_DIM: headDim, GROUP: group, ROWS: rows, WG, DSPLIT: lay.dsplit, KV_DTYPE: shape.kvDtype ?? 'f32' };
+  const defines = { HEAD_DIM: headDim, GROUP: group, ROWS: rows, WG, BK: lay.bk, DSPLIT: lay.dsplit, KV_DTYPE: shape.kvDtype ?? 'f32' };
   const pipeline = ctx.pipeline('attention', { defines });
   const scale = shape.scale ?? 1 / Math.sqrt(headDim);
 
@@ -183,7 +205,7 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
     get splits() {
       return current;
     },
-    config: { rows, dsplit: lay.dsplit, wg: WG, workgroupBytes: lay.bytes },
+    config: { rows, bk: lay.bk, dsplit: lay.dsplit, wg: WG, workgroupBytes: lay.bytes },
     setStep(nTokens: number, nEntries: number, nSplits?: number, nKeys?: number) {
       if (nTokens > opts.maxTokens) {
         throw new GPUError('batch-too-large', `attention was recorded for at most ${opts.maxTokens} tokens, got ${nTokens}`, {
@@ -211,6 +233,7 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
         qStride,
         qOffset,
         { f32: scale },
+        window,
       ];
       if (splits === 1 || !split) {
         writeParams(ctx.arena, directSlot, words(1, true));
