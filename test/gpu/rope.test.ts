@@ -18,6 +18,18 @@ describe('buildRopeTable', () => {
     }
   });
 
+  it('scales the angles by freqScale and cos/sin by attnFactor, as ggml rope does', () => {
+    const ff = new Float32Array([1, 3, 2, 5]);
+    const t = buildRopeTable(50, 8, 10000, ff, { freqScale: 0.25, attnFactor: 1.19 });
+    for (const pos of [0, 7, 49]) {
+      for (let i = 0; i < 4; i++) {
+        const theta = (pos * 0.25 * Math.pow(10000, (-2 * i) / 8)) / ff[i];
+        expect(t[(pos * 4 + i) * 2]).toBe(Math.fround(Math.cos(theta) * 1.19));
+        expect(t[(pos * 4 + i) * 2 + 1]).toBe(Math.fround(Math.sin(theta) * 1.19));
+      }
+    }
+  });
+
   it('rejects an odd RoPE dimension and a short rope_freqs', () => {
     expect(() => buildRopeTable(4, 7, 10000)).toThrow(UnsupportedModelError);
     expect(() => buildRopeTable(4, 8, 10000, new Float32Array(3))).toThrow(/rope_freqs/);

@@ -9,12 +9,21 @@ export type RopeMode = 'norm' | 'neox';
 
 const WG = 256;
 
+/** RoPE scaling applied to the table: ggml's rope with freq_scale and attn_factor (no YaRN). */
+export interface RopeScaling {
+  /** Angles are multiplied by it (linear scaling: 1 / factor). Default 1. */
+  freqScale?: number;
+  /** cos and sin are multiplied by it, so rotated Q and K both are (Phi-3 LongRoPE). Default 1. */
+  attnFactor?: number;
+}
+
 /**
  * The cos/sin table, [maxPos, ropeDim/2] pairs of (cos, sin) as f32, computed in f64:
- * theta(pos, i) = pos * base^(-2i/ropeDim) / freqFactors[i] (freqFactors: the optional
- * `rope_freqs` tensor, all ones when absent). Row `pos` serves every token at that absolute position.
+ * theta(pos, i) = pos * freqScale * base^(-2i/ropeDim) / freqFactors[i] (freqFactors: `rope_freqs`
+ * or a LongRoPE factor tensor, all ones when absent), each value times attnFactor, as ggml's rope
+ * computes them. Row `pos` serves every token at that absolute position.
  */
-export function buildRopeTable(maxPos: number, ropeDim: number, base: number, freqFactors?: Float32Array): Float32Array {
+export function buildRopeTable(maxPos: number, ropeDim: number, base: number, freqFactors?: Float32Array, scaling: RopeScaling = {}): Float32Array {
   if (ropeDim <= 0 || ropeDim % 2 !== 0) {
     throw new UnsupportedModelError('bad-shape', `RoPE dimension ${ropeDim} must be a positive even number`, { ropeDim });
   }
@@ -25,14 +34,16 @@ export function buildRopeTable(maxPos: number, ropeDim: number, base: number, fr
       need: half,
     });
   }
+  const freqScale = scaling.freqScale ?? 1;
+  const mscale = scaling.attnFactor ?? 1;
   const freq = new Float64Array(half);
-  for (let i = 0; i < half; i++) freq[i] = Math.pow(base, (-2 * i) / ropeDim) / (freqFactors ? freqFactors[i] : 1);
+  for (let i = 0; i < half; i++) freq[i] = (freqScale * Math.pow(base, (-2 * i) / ropeDim)) / (freqFactors ? freqFactors[i] : 1);
   const table = new Float32Array(maxPos * half * 2);
   for (let pos = 0; pos < maxPos; pos++) {
     for (let i = 0; i < half; i++) {
       const theta = pos * freq[i];
-      table[(pos * half + i) * 2] = Math.cos(theta);
-      table[(pos * half + i) * 2 + 1] = Math.sin(theta);
+      table[(pos * half + i) * 2] = Math.cos(theta) * mscale;
+      table[(pos * half + i) * 2 + 1] = Math.sin(theta) * mscale;
     }
   }
   return table;
