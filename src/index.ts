@@ -1,10 +1,11 @@
 // chunklm's public surface. Everything not exported here is internal.
 
 // Main-thread client (the Worker owns the GPU).
-export { ChunklmClient, type ChunklmClientOptions, type ClientDocuments, type GenerationStream, type ModelInput } from './client/client.ts';
+export { ChunklmClient, type ChunklmClientOptions, type ClientDocuments, type ClientModels, type GenerationStream, type ModelInput } from './client/client.ts';
 
 // The engine itself, for hosts that own a GPUDevice (a Worker of your own, Node).
-export { Engine, type EngineDocuments, type EngineOptions } from './engine/engine.ts';
+export { Engine, type EngineDocuments, type EngineOptions, type ModelBytes } from './engine/engine.ts';
+export type { Footprint } from './model/footprint.ts';
 export type {
   ChatMessage,
   ChunkContextMode,
@@ -23,6 +24,7 @@ export type {
   GenerationResult,
   LoadOptions,
   LoadProgress,
+  ModelFileInfo,
   ModelInfo,
   TokenEvent,
 } from './engine/types.ts';
@@ -34,9 +36,15 @@ export { IdbStore } from './kv/idb-store.ts';
 export { MemoryStore } from './kv/memory-store.ts';
 export type { DocumentManifest, PersistentStore, StoreChange } from './kv/store.ts';
 
-// Model files.
+// Model files: sources, split models, URLs through the model cache.
 export { BlobSource, MemorySource, UrlSource, type ByteSource } from './gguf/source.ts';
 export { parseGGUF, type GGUFFile, type GGUFTensorInfo } from './gguf/reader.ts';
+export { ConcatSource, openGGUF, splitPartNames, type OpenedGGUF } from './gguf/split.ts';
+export type { RetryPolicy } from './gguf/http.ts';
+export { openRemoteModel, type RemoteModel, type RemoteModelOptions } from './hub/remote.ts';
+export { MemoryModelCache, type CachedModelFile, type ModelCache } from './hub/model-cache.ts';
+export { CacheStorageModelCache, MODEL_CACHE_NAME } from './hub/cache-storage.ts';
+export { withRate } from './hub/rate.ts';
 
 // Errors: every error chunklm throws is a ChunklmError with a stable name and code.
 export {

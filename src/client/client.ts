@@ -15,6 +15,7 @@ import type {
 } from '../engine/types.ts';
 import { InvalidRequestError, WorkerError } from '../errors.ts';
 import type { StoreChange } from '../kv/store.ts';
+import type { CachedModelFile } from '../hub/model-cache.ts';
 import { WORKER_PROTOCOL_VERSION, type ChunklmWorkerApi, type ModelSourceSpec, type TokenizeOptions } from '../worker/api.ts';
 import { installErrorTransfer } from '../worker/comlink-errors.ts';
 
@@ -26,8 +27,12 @@ export interface ChunklmClientOptions {
   worker?: Worker | Endpoint;
 }
 
-/** A model: a URL (fetched with Range requests inside the Worker) or a Blob/File. */
-export type ModelInput = string | URL | Blob;
+/**
+ * A model: a URL (downloaded by the Worker into the model cache, or read from it), a Blob/File, or
+ * the Blobs of every part of a split model. A URL naming a part of a split model
+ * (`-00001-of-0000N.gguf`) loads every part.
+ */
+export type ModelInput = string | URL | Blob | readonly Blob[];
 
 export type ClientLoadOptions = LoadOptions;
 
@@ -63,9 +68,19 @@ export interface ClientDocuments {
   evict(tier: 'gpu' | 'memory'): Promise<number>;
 }
 
+/** Model files the Worker downloaded and keeps (the origin's Cache Storage). */
+export interface ClientModels {
+  /** Every cached file: url, bytes, etag, cachedAt. */
+  list(): Promise<CachedModelFile[]>;
+  /** Removes a cached file (every part, for a URL naming a part of a split model); false when none was cached. */
+  remove(url: string | URL): Promise<boolean>;
+}
+
 export class ChunklmClient {
   /** The documents API (see ClientDocuments). */
   readonly documents: ClientDocuments;
+  /** The model cache (see ClientModels). */
+  readonly models: ClientModels;
   private nextRequestId = 1;
   private failure: WorkerError | undefined;
   private readonly failureListeners = new Set<(err: WorkerError) => void>();
@@ -100,6 +115,10 @@ export class ChunklmClient {
         const sub = this.call(() => w.subscribeDocuments(proxy(listener)));
         return () => void sub.then((n) => w.unsubscribeDocuments(n)).catch(() => undefined);
       },
+    };
+    this.models = {
+      list: () => this.call(() => w.modelsList()),
+      remove: (url) => this.call(() => w.modelsRemove(resolveUrl(String(url)))),
     };
   }
 
@@ -276,6 +295,13 @@ function resolveUrl(href: string): string {
 
 function toSourceSpec(model: ModelInput): ModelSourceSpec {
   if (typeof Blob !== 'undefined' && model instanceof Blob) return { blob: model };
+  if (Array.isArray(model)) {
+    const blobs = model as readonly Blob[];
+    if (blobs.length === 0 || !blobs.every((b) => typeof Blob !== 'undefined' && b instanceof Blob)) {
+      throw new InvalidRequestError('bad-model', 'a split model is given as the Blobs (Files) of all its parts');
+    }
+    return blobs.length === 1 ? { blob: blobs[0] } : { blobs: [...blobs] };
+  }
   const href = String(model);
   if (href.length === 0) throw new InvalidRequestError('empty-url', 'the model URL is empty; give a URL or a file');
   return { url: resolveUrl(href) };

@@ -3,7 +3,9 @@
 // whether it runs in a Worker or on Node.
 import { AbortedError, ChunklmError, GPUError, InvalidRequestError, throwIfAborted } from '../errors.ts';
 import type { ByteSource } from '../gguf/source.ts';
-import { parseGGUF, type GGUFFile } from '../gguf/reader.ts';
+import type { GGUFFile } from '../gguf/reader.ts';
+import { isOpenedGGUF, openGGUF, type OpenedGGUF } from '../gguf/split.ts';
+import { checkFootprint, modelFootprint, type Footprint } from '../model/footprint.ts';
 import { GpuContext, describeAdapter, type GpuFeatures } from '../gpu/context.ts';
 import type { ShaderSources } from '../gpu/shaders.ts';
 import { configFromGGUF, type ModelConfig } from '../model/config.ts';
@@ -73,7 +75,16 @@ export interface EngineOptions {
   storageBudgetBytes?: number;
   /** How documents are split and what chunks are computed after (entered in chunk ids). */
   chunks?: ChunkSettings;
+  /**
+   * What the device can plausibly hold in all, for the fit check before a model's weights load
+   * (a host's estimate: navigator.deviceMemory in a browser, os.totalmem() on Node). Without it only
+   * the per-buffer limits are checked. LoadOptions.gpuMemoryBytes overrides it for one load.
+   */
+  deviceMemory?: { bytes: number; source: string };
 }
+
+/** A model to load: one GGUF file, all parts of a split model, or a model already opened (openGGUF, openRemoteModel). */
+export type ModelBytes = ByteSource | readonly ByteSource[] | OpenedGGUF;
 
 interface Loaded {
   file: GGUFFile;
@@ -107,6 +118,13 @@ interface DocumentsPlan {
 }
 
 const DEFAULT_MAX_CONTEXT = 4096;
+
+/** The context, pool and KV precision a load uses: one rule for load and the fit check. */
+function loadPlan(config: ModelConfig, opts: LoadOptions): { maxContext: number; kvBudgetTokens: number; kvDtype: 'f32' | 'f16' } {
+  const maxContext = Math.min(config.contextLength, opts.maxContext ?? DEFAULT_MAX_CONTEXT);
+  // Room for cached chunks beside the running sequence.
+  return { maxContext, kvBudgetTokens: opts.kvBudgetTokens ?? 2 * maxContext, kvDtype: opts.kvDtype ?? 'f16' };
+}
 
 /** The documents API of an engine (see Engine.documents). */
 export interface EngineDocuments {
@@ -164,19 +182,36 @@ export class Engine {
     };
   }
 
-  /** Reads the GGUF header, checks the model fits, uploads the weights and builds the pipelines. */
-  async load(source: ByteSource, opts: LoadOptions = {}): Promise<ModelInfo> {
+  /**
+   * The model's GPU footprint at these options (from its header alone), checked against the
+   * device: throws GPUError 'does-not-fit' / 'model-too-large' or KVCacheError 'kv-pool-too-large',
+   * saying by how much, before any weight is read. `load` runs it too.
+   */
+  checkFit(file: GGUFFile, opts: LoadOptions = {}): Footprint {
+    const config = configFromGGUF(file);
+    const plan = loadPlan(config, opts);
+    const limits = this.ctx.limits;
+    const maxBindingBytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    const fp = modelFootprint(file, config, plan, maxBindingBytes);
+    const memory = opts.gpuMemoryBytes !== undefined ? { bytes: opts.gpuMemoryBytes, source: 'gpuMemoryBytes' } : this.opts.deviceMemory;
+    const name = typeof file.metadata['general.name'] === 'string' ? (file.metadata['general.name'] as string) : config.architecture;
+    checkFootprint(name, fp, { maxBindingBytes, totalBytes: memory?.bytes, totalSource: memory?.source }, plan, this.ctx.arena.buffer.size);
+    return fp;
+  }
+
+  /** Reads the GGUF header(s), checks the model fits, uploads the weights and builds the pipelines. */
+  async load(bytes: ModelBytes, opts: LoadOptions = {}): Promise<ModelInfo> {
     this.unload();
-    opts.onProgress?.({ phase: 'header', loadedBytes: 0, totalBytes: source.size });
-    const file = await parseGGUF(source, { signal: opts.signal });
+    const given = isOpenedGGUF(bytes) ? bytes.source : Array.isArray(bytes) ? (bytes as readonly ByteSource[])[0] : (bytes as ByteSource);
+    opts.onProgress?.({ phase: 'header', loadedBytes: 0, totalBytes: given?.size ?? 0 });
+    const { file, source } = isOpenedGGUF(bytes) ? bytes : await openGGUF(bytes as ByteSource | readonly ByteSource[], { signal: opts.signal });
     const config = configFromGGUF(file);
     const tokenizer = createTokenizer(file.metadata);
-    const maxContext = Math.min(config.contextLength, opts.maxContext ?? DEFAULT_MAX_CONTEXT);
-    const kvDtype = opts.kvDtype ?? 'f16';
+    this.checkFit(file, opts);
+    const { maxContext, kvBudgetTokens, kvDtype } = loadPlan(config, opts);
     const model = await GpuModel.load(this.ctx, source, file, config, {
       maxContext,
-      // Room for cached chunks beside the running sequence.
-      kvBudgetTokens: opts.kvBudgetTokens ?? 2 * maxContext,
+      kvBudgetTokens,
       kvDtype,
       onProgress: opts.onProgress,
       signal: opts.signal,

@@ -11,6 +11,8 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes starting at `offset`; rejects when the range is outside the source. */
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  /** Releases what the source holds open (a file handle); sources that hold nothing have none. */
+  close?(): Promise<void>;
 }
 
 /** Rejects ranges that are not inside `[0, size)`: a read past the end means the file is short. */

@@ -93,6 +93,10 @@ export class ConcatSource implements ByteSource {
     this.name = name ?? (parts.length === 1 ? parts[0].name : `${parts[0].name} (+${parts.length - 1} parts)`);
   }
 
+  async close(): Promise<void> {
+    await Promise.all(this.parts.map((p) => p.close?.()));
+  }
+
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     checkRange(this, offset, length);
     throwIfAborted(signal);

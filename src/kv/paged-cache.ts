@@ -45,6 +45,16 @@ export class PagedKvCache {
     return Math.max(1, Math.ceil(tokens / KV_PAGE_SIZE));
   }
 
+  /** Bytes of one layer's K (or V) pool for a budget of `tokenBudget` slots: what each pool buffer takes. */
+  static poolBytes(shape: Pick<KvCacheShape, 'nKvHeads' | 'headDim'>, tokenBudget: number, dtype: KvDtype): number {
+    return PagedKvCache.pagesFor(tokenBudget) * KV_PAGE_SIZE * shape.nKvHeads * shape.headDim * kvDtypeBytes(dtype);
+  }
+
+  /** Bytes of a page-table buffer of `maxEntries` entries (see createPageTableBuffer). */
+  static pageTableBytes(maxEntries: number): number {
+    return maxEntries * PAGE_TABLE_ENTRY_WORDS * 4;
+  }
+
   /**
    * Allocates the pools for `tokenBudget` token slots (rounded up to whole pages) shared by every
    * sequence. Throws KVCacheError 'kv-pool-too-large' when one layer's pool exceeds what the device
@@ -67,7 +77,7 @@ export class PagedKvCache {
     const nPages = PagedKvCache.pagesFor(tokenBudget);
     this.rowBytes = kvDim * kvDtypeBytes(this.dtype);
     this.pageBytes = KV_PAGE_SIZE * this.rowBytes;
-    const poolBytes = nPages * this.pageBytes;
+    const poolBytes = PagedKvCache.poolBytes(shape, tokenBudget, this.dtype);
     const max = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
     if (poolBytes > max) {
       const maxTokens = Math.floor(max / this.pageBytes) * KV_PAGE_SIZE;
@@ -100,7 +110,7 @@ export class PagedKvCache {
 
   /** A page-table buffer of `maxEntries` vec4<u32> entries for one sequence's attention dispatches. */
   createPageTableBuffer(maxEntries: number, label = 'page-table'): GPUBuffer {
-    return this.ctx.createBuffer(label, maxEntries * PAGE_TABLE_ENTRY_WORDS * 4, 0x80 | 0x8 | 0x4); // STORAGE | COPY_DST | COPY_SRC
+    return this.ctx.createBuffer(label, PagedKvCache.pageTableBytes(maxEntries), 0x80 | 0x8 | 0x4); // STORAGE | COPY_DST | COPY_SRC
   }
 
   /**

@@ -8,7 +8,7 @@ import type { GGUFFile, GGUFTensorInfo } from '../gguf/reader.ts';
 import { readTensorBytes } from '../gguf/reader.ts';
 import type { ByteSource } from '../gguf/source.ts';
 import { encodeDispatches, type Dispatch, type GpuContext } from '../gpu/context.ts';
-import { attentionDispatches, type AttentionStep } from '../gpu/ops/attention.ts';
+import { attentionDispatches, type AttentionOptions, type AttentionStep } from '../gpu/ops/attention.ts';
 import { embeddingOp } from '../gpu/ops/embedding.ts';
 import { kvWriteDispatch } from '../gpu/ops/kv.ts';
 import { linearOp } from '../gpu/ops/matmul.ts';
@@ -107,6 +107,52 @@ export type RecomputeRule = { k: number } | { indices: readonly (readonly number
 
 const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
 const PAGE_TABLE_SLACK = 64;
+const READBACK_BYTES = 16;
+const DEFAULT_MAX_BATCH = 256;
+
+/** What GpuModel.load allocates besides the weights, the KV pool's buffers and the RoPE table. */
+export interface GpuModelSizes {
+  maxBatch: number;
+  /** Token slots of the KV pool. */
+  poolTokens: number;
+  /** Entries of the page-table buffer (recomputing scattered chunk tokens, cacheblend, splits chunks into many entries: room for one per token). */
+  pageTableEntries: number;
+  /** The options of each layer's two attention forms (their split partials are allocated by attentionDispatches). */
+  attention: { prefill: AttentionOptions; decode: AttentionOptions };
+  /** Bytes of each activation buffer, for maxBatch tokens at a time. */
+  activations: Record<'tokens' | 'positions' | 'slots' | 'x' | 'xn' | 'q' | 'k' | 'v' | 'att' | 'gate' | 'up' | 'xLast' | 'xnLast' | 'logits' | 'readbacks', number>;
+}
+
+/** The sizes load allocates for these options: the one place both load and the fit check (src/model/footprint.ts) read them. */
+export function gpuModelSizes(c: ModelConfig, opts: Pick<GpuModelOptions, 'maxContext' | 'maxBatch' | 'kvBudgetTokens'>): GpuModelSizes {
+  const maxBatch = Math.max(1, Math.min(opts.maxBatch ?? DEFAULT_MAX_BATCH, opts.maxContext));
+  const B = maxBatch;
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  return {
+    maxBatch,
+    poolTokens: Math.max(opts.maxContext, opts.kvBudgetTokens ?? 0),
+    pageTableEntries: opts.maxContext + PAGE_TABLE_SLACK,
+    attention: { prefill: { kind: 'prefill', maxTokens: B }, decode: { kind: 'decode', maxTokens: 1 } },
+    activations: {
+      tokens: B * 4, // (B,) u32
+      positions: B * 4, // (B,) u32
+      slots: B * 4, // (B,) u32
+      x: B * c.dim * 4,
+      xn: B * c.dim * 4,
+      q: B * qDim * 4,
+      k: B * kvDim * 4,
+      v: B * kvDim * 4,
+      att: B * qDim * 4,
+      gate: B * c.ffnDim * 4,
+      up: B * c.ffnDim * 4,
+      xLast: c.dim * 4,
+      xnLast: c.dim * 4,
+      logits: c.vocabSize * 4,
+      readbacks: 2 * READBACK_BYTES,
+    },
+  };
+}
 
 export class GpuModel implements ChunkBackend {
   readonly maxContext: number;
@@ -159,14 +205,14 @@ export class GpuModel implements ChunkBackend {
     const { signal } = opts;
     const tensors = resolveTensors(file, config);
     const maxContext = opts.maxContext;
-    const maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 256, maxContext));
-    const { dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize } = config;
-    const qDim = nHeads * headDim;
+    const sizes = gpuModelSizes(config, opts);
+    const { maxBatch } = sizes;
+    const { dim, nHeads, nKvHeads, headDim, vocabSize } = config;
     const kvDim = nKvHeads * headDim;
 
     // Everything that can be checked without allocating is checked first.
     checkFits(ctx, config, maxBatch);
-    const kv = new PagedKvCache(ctx, { nLayers: config.nLayers, nKvHeads, headDim }, Math.max(maxContext, opts.kvBudgetTokens ?? 0), { dtype: opts.kvDtype ?? 'f16' });
+    const kv = new PagedKvCache(ctx, { nLayers: config.nLayers, nKvHeads, headDim }, sizes.poolTokens, { dtype: opts.kvDtype ?? 'f16' });
 
     // Weights: stream every tensor from the source, repack, upload.
     const total = allTensors(tensors).reduce((s, t) => s + t.byteLength, 0);
@@ -222,24 +268,24 @@ export class GpuModel implements ChunkBackend {
       return b;
     };
     const B = maxBatch;
-    const tokens = buf('tokens', B * 4);
-    const positions = buf('positions', B * 4);
-    const slots = buf('slots', B * 4);
-    // Recomputing scattered chunk tokens (cacheblend) splits chunks into many entries: room for one per token.
-    const pageTable = kv.createPageTableBuffer(maxContext + PAGE_TABLE_SLACK);
+    const a = sizes.activations;
+    const tokens = buf('tokens', a.tokens);
+    const positions = buf('positions', a.positions);
+    const slots = buf('slots', a.slots);
+    const pageTable = kv.createPageTableBuffer(sizes.pageTableEntries);
     owned.push(pageTable);
-    const x = buf('x', B * dim * 4); // (B, dim)
-    const xn = buf('xn', B * dim * 4); // (B, dim)
-    const q = buf('q', B * qDim * 4); // (B, nHeads*headDim)
-    const k = buf('k', B * kvDim * 4); // (B, nKvHeads*headDim), before RoPE
-    const v = buf('v', B * kvDim * 4); // (B, nKvHeads*headDim)
-    const att = buf('att', B * qDim * 4); // (B, nHeads*headDim)
-    const gate = buf('gate', B * ffnDim * 4); // (B, ffn): silu(gate) * up
-    const up = buf('up', B * ffnDim * 4); // (B, ffn): scratch for the batched up projection
-    const xLast = buf('x-last', dim * 4); // (dim,)
-    const xnLast = buf('xn-last', dim * 4); // (dim,)
-    const logits = buf('logits', vocabSize * 4); // (vocab,)
-    const readbacks = [0, 1].map((i) => buf(`readback-${i}`, 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST));
+    const x = buf('x', a.x); // (B, dim)
+    const xn = buf('xn', a.xn); // (B, dim)
+    const q = buf('q', a.q); // (B, nHeads*headDim)
+    const k = buf('k', a.k); // (B, nKvHeads*headDim), before RoPE
+    const v = buf('v', a.v); // (B, nKvHeads*headDim)
+    const att = buf('att', a.att); // (B, nHeads*headDim)
+    const gate = buf('gate', a.gate); // (B, ffn): silu(gate) * up
+    const up = buf('up', a.up); // (B, ffn): scratch for the batched up projection
+    const xLast = buf('x-last', a.xLast); // (dim,)
+    const xnLast = buf('xn-last', a.xnLast); // (dim,)
+    const logits = buf('logits', a.logits); // (vocab,)
+    const readbacks = [0, 1].map((i) => buf(`readback-${i}`, READBACK_BYTES, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST));
     const ropeTable = uploadRopeTable(ctx, buildRopeTable(maxContext, config.ropeDim, config.ropeBase, freqFactors));
     owned.push(ropeTable);
 
@@ -280,8 +326,8 @@ export class GpuModel implements ChunkBackend {
       add(ropeDispatch(ctx, q, positions, ropeTable, shape, 1));
       add(kvWriteDispatch(ctx, { kPool: kv.layers[l].k, vPool: kv.layers[l].v, kNew: k, vNew: v, slots }, kvDim, 1, { kvDtype: kv.dtype }));
       const attBufs = { q, kPool: kv.layers[l].k, vPool: kv.layers[l].v, pageTable, positions, ropeTable, out: att };
-      const pre = attentionDispatches(ctx, attBufs, shape, { kind: 'prefill', maxTokens: B });
-      const dec = attentionDispatches(ctx, attBufs, shape, { kind: 'decode', maxTokens: 1 });
+      const pre = attentionDispatches(ctx, attBufs, shape, sizes.attention.prefill);
+      const dec = attentionDispatches(ctx, attBufs, shape, sizes.attention.decode);
       // Both forms are recorded; each step enables one of them.
       body.push(...pre.dispatches, ...dec.dispatches);
       prefillAttention.push(pre);

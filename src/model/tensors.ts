@@ -88,3 +88,17 @@ export function resolveTensors(file: GGUFFile, config: ModelConfig): ResolvedTen
   for (let l = 0; l < config.nLayers; l++) layers.push(resolveGroup(file, LAYER, config, l));
   return { ...global, layers };
 }
+
+/** The resolved tensors by kind, as the table declares them: matrices go to the matrix kernels' packed layouts, vectors become f32. */
+export function tensorsByKind(t: ResolvedTensors): { matrices: GGUFTensorInfo[]; vectors: GGUFTensorInfo[] } {
+  const out = { matrices: [] as GGUFTensorInfo[], vectors: [] as GGUFTensorInfo[] };
+  const take = (specs: Record<string, TensorSpec>, group: Record<string, GGUFTensorInfo | undefined>) => {
+    for (const [key, spec] of Object.entries(specs)) {
+      const tensor = group[key];
+      if (tensor) (spec.kind === 'matrix' ? out.matrices : out.vectors).push(tensor);
+    }
+  };
+  take(GLOBAL, t as unknown as Record<string, GGUFTensorInfo | undefined>);
+  for (const layer of t.layers) take(LAYER, layer as unknown as Record<string, GGUFTensorInfo | undefined>);
+  return out;
+}

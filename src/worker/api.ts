@@ -3,7 +3,7 @@
 // the AbortSignal of the matching call, because an AbortSignal itself cannot be posted.
 // Host-independent: the browser entry (worker.ts) and the Node tests give it an engine factory.
 import { releaseProxy, transfer } from 'comlink';
-import type { EngineDocuments } from '../engine/engine.ts';
+import type { EngineDocuments, ModelBytes } from '../engine/engine.ts';
 import type {
   DocumentInfo,
   DocumentInput,
@@ -19,13 +19,22 @@ import type {
 } from '../engine/types.ts';
 import { ChunklmError, GPUError, InvalidRequestError, StorageError, throwIfAborted } from '../errors.ts';
 import type { StoreChange } from '../kv/store.ts';
+import type { RetryPolicy } from '../gguf/http.ts';
+import type { GGUFFile } from '../gguf/reader.ts';
 import { BlobSource, UrlSource, type ByteSource } from '../gguf/source.ts';
+import { splitPartNames } from '../gguf/split.ts';
+import type { CachedModelFile, ModelCache } from '../hub/model-cache.ts';
+import { withRate } from '../hub/rate.ts';
+import { openRemoteModel } from '../hub/remote.ts';
 
 /** Bumped when the messages change, so a page never talks to a stale cached worker script. */
-export const WORKER_PROTOCOL_VERSION = 2;
+export const WORKER_PROTOCOL_VERSION = 3;
 
-/** Where the model comes from. A URL is fetched by the Worker with Range requests; a Blob (File) is read in place. */
-export type ModelSourceSpec = { url: string } | { blob: Blob };
+/**
+ * Where the model comes from. A URL is fetched by the Worker (through the model cache, with Range
+ * requests); a Blob (File) is read in place, several Blobs are the parts of a split model.
+ */
+export type ModelSourceSpec = { url: string } | { blob: Blob } | { blobs: Blob[] };
 
 export interface TokenizeOptions {
   /** Prepend BOS (default false). */
@@ -41,7 +50,9 @@ export type WorkerGenerateOptions = Omit<GenerateOptions, 'signal'>;
 
 /** The subset of the engine the Worker uses; `Engine` satisfies it, and tests use fakes. */
 export interface EngineLike {
-  load(source: ByteSource, opts: LoadOptions): Promise<ModelInfo>;
+  load(source: ModelBytes, opts: LoadOptions): Promise<ModelInfo>;
+  /** Throws when the model cannot run on this device at these options (before any weight is read). */
+  checkFit?(file: GGUFFile, opts: LoadOptions): unknown;
   tokenize(text: string, opts?: TokenizeOptions): number[];
   detokenize(ids: number[]): string;
   generate(input: GenerateInput, opts: GenerateOptions): AsyncIterator<TokenEvent, GenerationResult>;
@@ -58,8 +69,14 @@ export interface WorkerHost {
    * failure or after the host calls `onLost` (device lost), so the next load starts afresh.
    */
   openEngine(onLost: () => void): Promise<EngineLike>;
-  /** Opens the model bytes; defaults to {@link openModelSource}. */
-  openSource?(spec: ModelSourceSpec, signal: AbortSignal): Promise<ByteSource>;
+  /** Opens the model bytes itself (tests); by default URLs go through openRemoteModel and Blobs are read in place. */
+  openSource?(spec: ModelSourceSpec, signal: AbortSignal): Promise<ModelBytes>;
+  /** Where URL loads keep downloaded files (the browser's Cache Storage); none: every load downloads. */
+  modelCache?: ModelCache;
+  /** Replaces the global fetch for URL loads (tests). */
+  fetch?: typeof fetch;
+  /** How URL loads retry a dropped connection (default DEFAULT_RETRY). */
+  retry?: RetryPolicy;
 }
 
 /** What the page sees through Comlink (every method returns a Promise there). */
@@ -100,13 +117,19 @@ export interface ChunklmWorkerApi {
   unsubscribeDocuments(id: number): void;
   documentsSetBudget(bytes: number): Promise<void>;
   documentsEvict(tier: 'gpu' | 'memory'): Promise<number>;
+  /** The files in the model cache: url, bytes, etag, cachedAt. */
+  modelsList(): Promise<CachedModelFile[]>;
+  /** Removes a file from the model cache (every part, for a split model's part name); false when none was cached. */
+  modelsRemove(url: string): Promise<boolean>;
   /** Destroys the GPU device as a driver reset would (for tests of recovery). */
   simulateDeviceLoss(): void;
 }
 
-export async function openModelSource(spec: ModelSourceSpec, signal: AbortSignal): Promise<ByteSource> {
+/** The bytes of a spec without the model cache: a URL read with Range requests, Blobs in place. */
+export async function openModelSource(spec: ModelSourceSpec, signal: AbortSignal): Promise<ModelBytes> {
   if ('blob' in spec) return new BlobSource(spec.blob);
-  return UrlSource.open(spec.url, { signal });
+  if ('blobs' in spec) return spec.blobs.map((b) => new BlobSource(b));
+  return Promise.all(splitPartNames(spec.url).map((u) => UrlSource.open(u, { signal })));
 }
 
 // Progress events cross a thread boundary each; a multi-GB load reports thousands of chunks.
@@ -145,7 +168,7 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
     try {
       return await this.exclusive(async () => {
         throwIfAborted(ctrl.signal);
-        return this.loadModel(source, opts, ctrl.signal, report?.push);
+        return this.loadModel(source, opts, ctrl.signal, report ? withRate(report.push) : undefined);
       });
     } finally {
       await report?.flush();
@@ -290,6 +313,21 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
     release(sub?.listener);
   }
 
+  async modelsList(): Promise<CachedModelFile[]> {
+    return (await this.host.modelCache?.list()) ?? [];
+  }
+
+  modelsRemove(url: string): Promise<boolean> {
+    const cache = this.host.modelCache;
+    if (!cache) return Promise.resolve(false);
+    // After any load in progress: it may be reading the file.
+    return this.exclusive(async () => {
+      let removed = false;
+      for (const part of splitPartNames(url)) removed = (await cache.remove(part)) || removed;
+      return removed;
+    });
+  }
+
   simulateDeviceLoss(): void {
     const device = this.engine?.device;
     if (!device) throw new InvalidRequestError('no-device', 'no GPU device is open; load a model first');
@@ -311,9 +349,25 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
   /** Opens the engine (a new device when the last was lost) and loads the model; remembered for a replay after a loss. */
   private async loadModel(source: ModelSourceSpec, opts: WorkerLoadOptions, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     const engine = await this.openEngine();
-    const bytes = await (this.host.openSource ?? openModelSource)(source, signal);
     this.loaded = false;
-    const info = await engine.load(bytes, { ...opts, signal, onProgress });
+    let info: ModelInfo;
+    if ('url' in source && !this.host.openSource) {
+      const { cache: useCache, ...loadOpts } = opts;
+      const remote = await openRemoteModel(source.url, {
+        cache: useCache === false ? undefined : this.host.modelCache,
+        fetch: this.host.fetch,
+        retry: this.host.retry,
+        signal,
+        onProgress,
+        checkFit: (file) => engine.checkFit?.(file, loadOpts),
+      });
+      for (const w of remote.warnings) console.warn(`chunklm: ${w}`);
+      const loaded = await engine.load(remote, { ...loadOpts, signal, onProgress });
+      info = { ...loaded, files: remote.files, ...(remote.warnings.length > 0 ? { warnings: remote.warnings } : {}) };
+    } else {
+      const bytes = await (this.host.openSource ?? openModelSource)(source, signal);
+      info = await engine.load(bytes, { ...opts, signal, onProgress });
+    }
     this.loaded = true;
     this.lastLoad = { source, opts };
     return info;

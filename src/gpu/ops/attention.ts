@@ -95,6 +95,18 @@ export function chooseAttentionSplits(nEntries: number, workgroupsPerSplit: numb
   return Math.max(1, Math.min(maxSplits, byWork, byGpu));
 }
 
+/** Split count a step of `kind` may use at most (opts.maxSplits, or 32 for decode and 1 for prefill). */
+function maxSplitsOf(opts: Pick<AttentionOptions, 'kind' | 'maxSplits'>): number {
+  return Math.max(1, opts.maxSplits ?? (opts.kind === 'decode' ? 32 : 1));
+}
+
+/** Bytes of the split partials buffer attentionDispatches allocates for these options (0 without splits). */
+export function attentionScratchBytes(nHeads: number, headDim: number, opts: Pick<AttentionOptions, 'kind' | 'maxSplits' | 'maxTokens'>): number {
+  const maxSplits = maxSplitsOf(opts);
+  // [maxTokens, nHeads, maxSplits, headDim/4 + 1] vec4: unnormalized output, then (m, l, 0, 0).
+  return maxSplits > 1 ? opts.maxTokens * nHeads * maxSplits * (headDim + 4) * 4 : 0;
+}
+
 /** Workgroup memory and dot-product split of `rows` query rows over tiles of `bk` keys. */
 function layout(rows: number, bk: number, headDim: number): { rows: number; bk: number; dsplit: number; bytes: number } {
   const hd4 = headDim / 4;
@@ -140,7 +152,7 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
     throw new UnsupportedModelError('bad-shape', `q stride ${qStride} and offset ${qOffset} must be multiples of 4`, { qStride, qOffset });
   }
   const group = nHeads / nKvHeads;
-  const maxSplits = Math.max(1, opts.maxSplits ?? (opts.kind === 'decode' ? 32 : 1));
+  const maxSplits = maxSplitsOf(opts);
 
   // Rows per workgroup: 16 for prefill, the GQA group for decode; fewer, or smaller key tiles, until
   // workgroup memory fits.
@@ -173,8 +185,7 @@ export function attentionDispatches(ctx: GpuContext, bufs: AttentionBuffers, sha
 
   let split: { slot: ArenaSlot; d: Dispatch; reduceSlot: ArenaSlot; reduce: Dispatch } | undefined;
   if (maxSplits > 1) {
-    // [maxTokens, nHeads, maxSplits, headDim/4 + 1] vec4: unnormalized output, then (m, l, 0, 0).
-    const partial = ctx.createBuffer('attention-partial', opts.maxTokens * nHeads * maxSplits * (headDim + 4) * 4, GPUBufferUsage.STORAGE);
+    const partial = ctx.createBuffer('attention-partial', attentionScratchBytes(nHeads, headDim, opts), GPUBufferUsage.STORAGE);
     const slot = ctx.arena.alloc();
     const d: Dispatch = {
       label: `attention-${opts.kind}-split`,
