@@ -1,5 +1,6 @@
 // The whole GPU forward pass against the CPU reference: real weights (stories260K) and synthetic
-// models of other shapes (GQA 1/2/4/8, head sizes 64/128, F32/F16/Q8_0/Q4_0, qwen2 with biases).
+// models of other shapes (GQA 1/2/4/8, head sizes 64/128, F32/F16/BF16/Q8_0/Q4_0/Q5_1 and the
+// K-quants, qwen2 with biases, tied heads).
 import { describe, expect, it } from 'vitest';
 import { parseGGUF } from '../../src/gguf/reader.ts';
 import { MemorySource } from '../../src/gguf/source.ts';
@@ -75,6 +76,13 @@ const cases: [string, SyntheticSpec, number][] = [
   ['llama GQA 4, head 64, F16', { ...base, dim: 256, nHeads: 8, nKvHeads: 2, headDim: 64, ffnDim: 320, weightType: GGMLType.F16 }, 2e-4],
   ['llama GQA 8, head 64, F32, tied', { ...base, dim: 512, nHeads: 8, nKvHeads: 1, headDim: 64, ffnDim: 512, weightType: GGMLType.F32, tiedOutput: true }, 2e-4],
   ['qwen2 GQA 2, head 64, Q8_0, biases, tied', { ...base, architecture: 'qwen2', dim: 256, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 448, weightType: GGMLType.Q8_0, tiedOutput: true }, 2e-4],
+  // K-quant rows are whole super-blocks of 256 (dim, ffnDim, nHeads*headDim). Q4_1 and Q5_0 are left
+  // to test/gpu: their kernels differ from Q4_0's and Q5_1's only in the block decode tested there.
+  ['llama GQA 2, head 64, Q4_K, tied', { ...base, dim: 256, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 512, weightType: GGMLType.Q4_K, tiedOutput: true }, 2e-4],
+  ['llama GQA 4, head 64, Q5_K', { ...base, dim: 256, nHeads: 4, nKvHeads: 1, headDim: 64, ffnDim: 512, weightType: GGMLType.Q5_K }, 2e-4],
+  ['qwen2 GQA 2, head 64, Q6_K, biases, tied', { ...base, architecture: 'qwen2', dim: 256, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 512, weightType: GGMLType.Q6_K, tiedOutput: true }, 2e-4],
+  ['llama GQA 2, head 64, Q5_1, tied', { ...base, dim: 192, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 320, weightType: GGMLType.Q5_1, tiedOutput: true }, 2e-4],
+  ['llama GQA 2, head 64, BF16, tied', { ...base, dim: 192, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 264, weightType: GGMLType.BF16, tiedOutput: true }, 2e-4],
 ];
 
 describe('synthetic models: GPU equals the CPU reference', () => {
