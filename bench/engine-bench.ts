@@ -1,7 +1,7 @@
 // chunklm engine benchmark (`npm run bench`): on one adapter, in one run,
 //   1. the copy kernel's bandwidth, the baseline,
-//   2. every kernel family's throughput as a fraction of it (decode matvec per weight type,
-//      prefill matmul, decode attention, rmsnorm, embedding),
+//   2. every kernel family's throughput as a fraction of it (decode matvec and prefill matmul
+//      per weight type, decode attention, rmsnorm, embedding),
 //   3. whole models through the Engine: load time, prefill and decode tok/s, decode bandwidth,
 // then the targets (decode matvec ≥ 60% of copy, prefill ≥ 10× decode tok/s) as pass/short.
 // Writes bench/results/engine-<adapter>.json and prints a table. See bench/README.md.
@@ -266,7 +266,7 @@ function printSummary(copyGbPerS: number, kernels: KernelResult[], models: Model
     }
   }
   for (const k of kernels.filter((k) => k.family === 'attention' || k.family === 'rmsnorm' || k.family === 'embedding')) {
-    log(`${k.name} ${k.shape}: ${fmt(k.gbPerS)} GB/s, ${fmtPercent(k.fractionOfCopy)} of copy`);
+    log(`${k.name}${k.weightType ? ` ${k.weightType}` : ''} ${k.shape}: ${fmt(k.gbPerS)} GB/s, ${fmtPercent(k.fractionOfCopy)} of copy`);
   }
   if (models.length > 0) {
     log('\nmodel                          load s  prompt  prefill tok/s  decode tok/s  ratio  decode GB/s  of copy  bound tok/s');

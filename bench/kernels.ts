@@ -14,8 +14,8 @@ import { linearBytes, type LinearOp } from '../src/gpu/ops/matvec.ts';
 import { gateUpBytes, gateUpMatvecOp } from '../src/gpu/ops/mlp.ts';
 import { rmsnormBytes, rmsnormOp } from '../src/gpu/ops/rmsnorm.ts';
 import { buildRopeTable, uploadRopeTable } from '../src/gpu/ops/rope.ts';
-import { uploadWeight, WEIGHT_TYPES, type GpuWeight, type WeightType } from '../src/gpu/weights.ts';
-import { ggmlTypeName, quantize } from '../src/gguf/quant.ts';
+import { uploadWeight, weightBlockSize, WEIGHT_TYPES, type GpuWeight, type WeightType } from '../src/gpu/weights.ts';
+import { GGMLType, ggmlTypeName, quantize } from '../src/gguf/quant.ts';
 import type { KernelTimer, Timing } from './timing.ts';
 
 export interface KernelSizes {
@@ -123,18 +123,21 @@ export class KernelBench {
   async matrices(copyGbPerS: number): Promise<KernelResult[]> {
     const out: KernelResult[] = [];
     const T = this.sizes.prefillTokens;
-    // One set of values per element count, quantized once per type.
+    // One set of values per element count, quantized once per type and shape.
     const valuesByCount = new Map<number, Float32Array>();
-    for (const m of this.sizes.matrices) {
-      if (!valuesByCount.has(m.rows * m.cols)) valuesByCount.set(m.rows * m.cols, randomValues(m.rows * m.cols, 11 + valuesByCount.size));
-    }
+    const values = (n: number) => {
+      if (!valuesByCount.has(n)) valuesByCount.set(n, randomValues(n, 11 + valuesByCount.size));
+      return valuesByCount.get(n)!;
+    };
     for (const type of WEIGHT_TYPES) {
       const typeName = ggmlTypeName(type);
       const quantized = new Map<number, Uint8Array>();
-      for (const [n, values] of valuesByCount) quantized.set(n, quantize(type, values));
-      for (const m of this.sizes.matrices) {
+      for (const m0 of this.sizes.matrices) {
+        const m = blockShape(m0, type);
         const shape = `${m.rows}×${m.cols}`;
-        const weights = this.weightCopies(`${m.name}-${typeName}`, type, quantized.get(m.rows * m.cols)!, m.rows, m.cols);
+        const n = m.rows * m.cols;
+        if (!quantized.has(n)) quantized.set(n, quantize(type, values(n)));
+        const weights = this.weightCopies(`${m.name}-${typeName}`, type, quantized.get(n)!, m.rows, m.cols);
         const w = weights[0];
         const x = this.buffer('x', T * m.cols * 4);
         const y = this.buffer('y', T * m.rows * 4);
@@ -270,24 +273,26 @@ export class KernelBench {
     this.log(line(out[out.length - 1]));
     this.release();
 
-    // Embedding: the first matrix's shape as the table, looked up at random rows.
-    const m = this.sizes.matrices[0];
+    // Embedding: the first matrix's shape as the table, looked up at random rows, in Q4_0 and in
+    // Q6_K (the token_embd type of llama.cpp's Q4_K_M and Q5_K_M files).
     const T = Math.min(this.sizes.embeddingTokens, this.ctx.limits.maxComputeWorkgroupsPerDimension);
-    const type: WeightType = WEIGHT_TYPES[WEIGHT_TYPES.length - 1];
-    const table = uploadWeight(this.ctx, 'embedding', type, quantize(type, randomValues(m.rows * m.cols, 19)), m.rows, m.cols);
-    for (const p of table.parts) this.made.push(p.buffer);
-    const ids = this.upload('ids', new Uint32Array(T).map((_, i) => (i * 2654435761) % m.rows));
-    const emb = this.buffer('emb-out', T * m.cols * 4);
-    const op = embeddingOp(this.ctx, table, ids, emb, { tokens: T });
-    out.push(
-      result(
-        { name: 'embedding', family: 'embedding', weightType: ggmlTypeName(type), shape: `${T} tokens of ${m.rows}×${m.cols}`, bytes: embeddingBytes(table, T), copies: 1 },
-        await this.timer.time([op.dispatches]),
-        copyGbPerS,
-      ),
-    );
-    this.log(line(out[out.length - 1]));
-    this.release();
+    for (const type of [GGMLType.Q4_0, GGMLType.Q6_K] as const) {
+      const m = blockShape(this.sizes.matrices[0], type);
+      const table = uploadWeight(this.ctx, 'embedding', type, quantize(type, randomValues(m.rows * m.cols, 19)), m.rows, m.cols);
+      for (const p of table.parts) this.made.push(p.buffer);
+      const ids = this.upload('ids', new Uint32Array(T).map((_, i) => (i * 2654435761) % m.rows));
+      const emb = this.buffer('emb-out', T * m.cols * 4);
+      const op = embeddingOp(this.ctx, table, ids, emb, { tokens: T });
+      out.push(
+        result(
+          { name: 'embedding', family: 'embedding', weightType: ggmlTypeName(type), shape: `${T} tokens of ${m.rows}×${m.cols}`, bytes: embeddingBytes(table, T), copies: 1 },
+          await this.timer.time([op.dispatches]),
+          copyGbPerS,
+        ),
+      );
+      this.log(line(out[out.length - 1]));
+      this.release();
+    }
     return out;
   }
 
@@ -321,6 +326,16 @@ export class KernelBench {
     for (const b of this.made) b.destroy();
     this.made.length = 0;
   }
+}
+
+/**
+ * A benchmark matrix in `type`: columns rounded up to whole blocks (K-quants: super-blocks of
+ * 256, so Qwen2.5-0.5B's 896-wide rows become 1024; llama.cpp's K-quant files keep such tensors
+ * in a 32-block type instead). The printed shape is the one measured.
+ */
+function blockShape<M extends { rows: number; cols: number }>(m: M, type: WeightType): M {
+  const block = weightBlockSize(type);
+  return { ...m, cols: Math.ceil(m.cols / block) * block };
 }
 
 function mib(bytes: number): string {
