@@ -20,7 +20,15 @@ import {
 } from '../engine/types.ts';
 import { ChunklmError, InvalidRequestError, StorageError } from '../errors.ts';
 import { documentInfo } from '../engine/documents.ts';
+import type { ModelBytes } from '../engine/engine.ts';
+import type { ModelFileInfo } from '../engine/types.ts';
+import { formatBytes, formatLoadProgress } from '../format.ts';
 import { FileSource } from '../gguf/node-file-source.ts';
+import type { ByteSource } from '../gguf/source.ts';
+import { splitPartNames } from '../gguf/split.ts';
+import { withRate } from '../hub/rate.ts';
+import { openRemoteModel } from '../hub/remote.ts';
+import { FolderModelCache, defaultModelCacheDir } from './model-cache.ts';
 import type { DocumentManifest } from '../kv/store.ts';
 import { FolderStore } from './folder-store.ts';
 
@@ -40,7 +48,14 @@ type Flags = Record<string, Flag>;
 const nonNegativeInteger = { ok: (n: number) => Number.isInteger(n) && n >= 0, what: 'a non-negative integer' };
 
 const helpFlag = { type: 'boolean', short: 'h', help: '' } satisfies Flag;
-const modelFlag = { type: 'string', short: 'm', arg: 'FILE', help: 'the GGUF model' } satisfies Flag;
+const modelFlag = {
+  type: 'string',
+  short: 'm',
+  arg: 'FILE|URL',
+  help:
+    'the GGUF model: a file, or an http(s) URL such as https://huggingface.co/<repo>/resolve/main/<file>.gguf, downloaded once into the model cache ' +
+    '(see --model-cache); a name ending in -00001-of-0000N.gguf loads every part of a split model',
+} satisfies Flag;
 const storeFlag = {
   type: 'string',
   arg: 'DIR',
@@ -56,6 +71,11 @@ const titleFlag = { type: 'string', arg: 'T', help: "the document's title (defau
 
 const generateFlags = {
   model: modelFlag,
+  'model-cache': {
+    type: 'string',
+    arg: 'DIR',
+    help: 'where models loaded from URLs are kept (default: $XDG_CACHE_HOME/chunklm/models, or ~/.cache/chunklm/models; ~/Library/Caches/chunklm/models on macOS, %LOCALAPPDATA%\\chunklm\\models on Windows)',
+  },
   prompt: { type: 'string', short: 'p', arg: 'TEXT', help: 'the prompt; with --doc or --ask-docs, the question about the documents' },
   'max-tokens': { type: 'string', arg: 'N', help: 'tokens to generate (default 128)', number: nonNegativeInteger },
   temperature: { type: 'string', arg: 'T', help: '0 is greedy (default 0)', number: { ok: (n) => Number.isFinite(n) && n >= 0, what: 'a number ≥ 0' } },
@@ -431,7 +451,7 @@ async function generateCommand(args: string[]): Promise<number> {
       ? { messages: [...(system !== undefined ? [{ role: 'system' as const, content: system }] : []), { role: 'user', content: prompt }] }
       : prompt;
 
-  return withEngine({ model, store, chunkBos, json }, async (engine, signal) => {
+  return withEngine({ model, modelCache: values['model-cache'], store, chunkBos, json }, async (engine, signal) => {
     const added: DocumentInfo[] = [];
     for (let i = 0; i < docIds.length; i++) {
       const info = await engine.documents.add({ id: docIds[i], text: texts[i] }, { signal, onProgress: json ? undefined : documentProgress(docIds[i]) });
@@ -638,10 +658,20 @@ async function packCommand(args: string[]): Promise<number> {
  * with a signal that the first Ctrl-C aborts (a second one exits).
  */
 async function withEngine(
-  opts: { model: string; store?: string; chunkBos?: boolean; json: boolean },
+  opts: { model: string; modelCache?: string; store?: string; chunkBos?: boolean; json: boolean },
   fn: (engine: Engine, signal: AbortSignal) => Promise<number>,
 ): Promise<number> {
-  const source = await FileSource.open(opts.model);
+  const url = isUrl(opts.model);
+  // A local file is opened before Dawn starts, so a mistyped path fails at once.
+  const local = url ? undefined : await openLocalModel(opts.model);
+  const ctrl = new AbortController();
+  const onSigint = (): void => {
+    if (ctrl.signal.aborted) process.exit(130);
+    ctrl.abort();
+  };
+  // Ctrl-C during a download cancels it (the model cache keeps nothing of it).
+  process.on('SIGINT', onSigint);
+  let close = local?.close;
   try {
     // Imported here so that `tokenize`, `docs list` and usage errors never start Dawn.
     const { openNodeEngine } = await import('./engine-host.ts');
@@ -649,28 +679,64 @@ async function withEngine(
       ...(opts.store !== undefined ? { store: opts.store } : {}),
       ...(opts.chunkBos !== undefined ? { chunks: { chunkBos: opts.chunkBos } } : {}),
     });
-    const info = await engine.load(source, { onProgress: opts.json ? undefined : progressPrinter() });
+    const onProgress = opts.json ? undefined : progressPrinter();
+    let bytes: ModelBytes;
+    if (local) bytes = local.bytes;
+    else {
+      const dir = opts.modelCache ?? defaultModelCacheDir();
+      const remote = await openRemoteModel(opts.model, {
+        cache: new FolderModelCache(dir),
+        signal: ctrl.signal,
+        onProgress,
+        checkFit: (file) => engine.checkFit(file),
+      });
+      close = remote.close;
+      if (!opts.json) for (const f of remote.files) process.stderr.write(`[chunklm] ${f.url}: ${describeFileSource(f.source, dir)}
+`);
+      printWarnings(remote.warnings);
+      bytes = remote;
+    }
+    const info = await engine.load(bytes, { onProgress, signal: ctrl.signal });
     if (!opts.json) {
       process.stderr.write(
         `[chunklm] ${info.name} (${info.architecture}, ${info.nLayers} layers, dim ${info.dim}, ${info.weightType}, ` +
           `${formatBytes(info.weightBytes)}) on ${adapterInfo}\n`,
       );
     }
-    const ctrl = new AbortController();
-    const onSigint = (): void => {
-      if (ctrl.signal.aborted) process.exit(130);
-      ctrl.abort();
-    };
-    process.on('SIGINT', onSigint);
     try {
       return await fn(engine, ctrl.signal);
     } finally {
-      process.off('SIGINT', onSigint);
       engine.unload();
     }
   } finally {
-    await source.close();
+    process.off('SIGINT', onSigint);
+    await close?.();
   }
+}
+
+function isUrl(model: string): boolean {
+  return /^https?:\/\//i.test(model);
+}
+
+/** A model file, or every part of the split model a part's name belongs to. */
+async function openLocalModel(path: string): Promise<{ bytes: ByteSource | ByteSource[]; close: () => Promise<void> }> {
+  const sources: FileSource[] = [];
+  const close = async (): Promise<void> => {
+    await Promise.all(sources.map((s) => s.close()));
+  };
+  try {
+    for (const part of splitPartNames(path)) sources.push(await FileSource.open(part));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { bytes: sources.length === 1 ? sources[0] : sources, close };
+}
+
+function describeFileSource(source: ModelFileInfo['source'], dir: string): string {
+  if (source === 'cache') return `from the model cache ${dir}`;
+  if (source === 'download') return `downloaded into the model cache ${dir}`;
+  return 'read over the network (not cached)';
 }
 
 /** A FolderStore on a folder that must exist (reading a mistyped path would show an empty store). */
@@ -730,15 +796,18 @@ async function tokenizeCommand(args: string[]): Promise<number> {
   const model = required(values.model, '--model');
   if ((values.text === undefined) === (values.file === undefined)) throw usageError('give exactly one of --text TEXT or --file PATH');
   const text = values.text ?? (await readTextFile(values.file as string, '--file'));
-  const source = await FileSource.open(model);
+  // A URL's header is read with Range requests; nothing is downloaded or cached.
+  const local = isUrl(model) ? undefined : await openLocalModel(model);
   let tokens: number[];
   try {
-    const { parseGGUF } = await import('../gguf/reader.ts');
+    const { openGGUF } = await import('../gguf/split.ts');
     const { createTokenizer } = await import('../tokenizer/index.ts');
-    const file = await parseGGUF(source);
+    const { UrlSource } = await import('../gguf/source.ts');
+    const bytes = local?.bytes ?? (await Promise.all(splitPartNames(model).map((u) => UrlSource.open(u))));
+    const { file } = await openGGUF(bytes);
     tokens = createTokenizer(file.metadata).encode(text, { addBos: values['add-bos'] === true, parseSpecial: values['parse-special'] === true });
   } finally {
-    await source.close();
+    await local?.close();
   }
   process.stdout.write(values.json ? `${JSON.stringify({ tokens })}\n` : `${tokens.join(' ')}\n`);
   return 0;
@@ -753,19 +822,31 @@ async function readTextFile(path: string, what: string): Promise<string> {
   }
 }
 
-/** One progress line on stderr, rewritten in place when stderr is a terminal. */
-function progressPrinter(): ((p: LoadProgress) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
+/**
+ * Load progress on stderr: one line rewritten in place on a terminal (bytes, speed, time left);
+ * elsewhere a line per file downloaded and one every few seconds while it downloads.
+ */
+function progressPrinter(): (p: LoadProgress) => void {
   const clearLine = '\r\x1b[2K';
-  return (p) => {
-    if (p.phase === 'ready') {
-      process.stderr.write(clearLine);
-      return;
+  const tty = process.stderr.isTTY;
+  let file: string | undefined;
+  let lastLine = 0;
+  return withRate((p) => {
+    if (p.phase === 'download' && p.file !== file) {
+      file = p.file;
+      if (!tty) process.stderr.write(`[chunklm] downloading ${file}\n`);
     }
-    const pct = p.totalBytes > 0 ? Math.floor((100 * p.loadedBytes) / p.totalBytes) : 0;
-    process.stderr.write(`${clearLine}[chunklm] loading (${p.phase}) ${pct}% of ${formatBytes(p.totalBytes)}`);
-  };
+    if (tty) {
+      process.stderr.write(p.phase === 'ready' ? clearLine : `${clearLine}[chunklm] loading: ${formatLoadProgress(p)}`);
+    } else if (p.phase === 'download' && Date.now() - lastLine >= PROGRESS_LINE_MS) {
+      lastLine = Date.now();
+      process.stderr.write(`[chunklm] ${formatLoadProgress(p)}\n`);
+    }
+  });
 }
+
+/** Off a terminal, a download reports a line this often. */
+const PROGRESS_LINE_MS = 5000;
 
 /** Chunks of a document being read, on one terminal line. */
 function documentProgress(id: string): ((p: DocumentProgress) => void) | undefined {
@@ -827,11 +908,4 @@ export function formatMetrics(r: GenerationResult): string {
     `${r.promptTokens.length} prompt tokens, ${r.tokens.length} generated (${r.finishReason}); ` +
     `TTFT ${r.ttftMs.toFixed(1)} ms, prefill ${r.prefillTokPerS.toFixed(1)} tok/s, decode ${r.decodeTokPerS.toFixed(1)} tok/s`
   );
-}
-
-function formatBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
 }
