@@ -1,9 +1,12 @@
 // The demo page's one component. It talks only to ChunklmClient (never to the GPU or storage):
-// load a model from a URL or a local file, then stream generations with their metrics.
+// load a model from a URL (a Hugging Face resolve/main link: downloaded once, then read from the
+// browser's model cache) or local files, then stream generations with their metrics.
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import { ChunklmClient, type GenerationStream } from '../client/client.ts';
 import type { GenerateOptions, GenerationResult, LoadProgress, ModelInfo } from '../engine/types.ts';
 import { ChunklmError, InvalidRequestError } from '../errors.ts';
+import { formatBytes, formatLoadProgress } from '../format.ts';
+import type { CachedModelFile } from '../hub/model-cache.ts';
 
 type Phase = 'idle' | 'loading' | 'ready' | 'generating' | 'done' | 'error';
 
@@ -12,7 +15,8 @@ type Phase = 'idle' | 'loading' | 'ready' | 'generating' | 'done' | 'error';
  *
  * Controls carry stable ids for tests and scripts: `#model-url`, `#model-file`, `#load`,
  * `#progress`, `#status`, `#prompt`, `#max-tokens`, `#temperature`, `#top-k`, `#top-p`, `#seed`,
- * `#generate`, `#stop`, `#output`, `#metrics`, `#error`. `#status` carries `data-state`
+ * `#generate`, `#stop`, `#output`, `#metrics`, `#error`, `#warnings`, `#cached-models` (each entry a
+ * `li[data-url]` with a Remove button). `#status` carries `data-state`
  * (idle, loading, ready, generating, done, error) and, after a generation, `data-finish-reason`.
  *
  * @fires chunklm-loaded - A model finished loading; `detail` is its ModelInfo.
@@ -28,7 +32,8 @@ export class ChunklmDemo extends LitElement {
     phase: { state: true },
     progress: { state: true },
     model: { state: true },
-    file: { state: true },
+    files: { state: true },
+    cached: { state: true },
     output: { state: true },
     tokenCount: { state: true },
     result: { state: true },
@@ -42,7 +47,10 @@ export class ChunklmDemo extends LitElement {
   declare private phase: Phase;
   declare private progress: LoadProgress | undefined;
   declare private model: ModelInfo | undefined;
-  declare private file: File | undefined;
+  /** Local files chosen: one model, or every part of a split one. */
+  declare private files: File[];
+  /** The model cache's files, once listed. */
+  declare private cached: CachedModelFile[] | undefined;
   declare private output: string;
   declare private tokenCount: number;
   declare private result: GenerationResult | undefined;
@@ -56,6 +64,7 @@ export class ChunklmDemo extends LitElement {
     this.modelUrl = '/models/stories260K.gguf';
     this.client = undefined;
     this.phase = 'idle';
+    this.files = [];
     this.output = '';
     this.tokenCount = 0;
   }
@@ -95,7 +104,7 @@ export class ChunklmDemo extends LitElement {
     this.phase = 'loading';
     try {
       const client = await this.getClient();
-      const source = this.file ?? this.modelUrl.trim();
+      const source = this.files.length > 0 ? this.files : this.modelUrl.trim();
       this.model = await client.load(source, { signal: ctrl.signal, onProgress: (p) => (this.progress = p) });
       this.phase = 'ready';
       this.emit('chunklm-loaded', this.model);
@@ -104,6 +113,25 @@ export class ChunklmDemo extends LitElement {
     } finally {
       if (this.running === ctrl) this.running = undefined;
     }
+    await this.refreshCached();
+  }
+
+  private async refreshCached(): Promise<void> {
+    try {
+      this.cached = await (await this.getClient()).models.list();
+    } catch {
+      // A cache that cannot be listed (no Cache Storage here) shows as empty; loads still work.
+      this.cached = [];
+    }
+  }
+
+  private async removeCached(url: string): Promise<void> {
+    try {
+      await (await this.getClient()).models.remove(url);
+    } catch (err) {
+      this.showError(err);
+    }
+    await this.refreshCached();
   }
 
   private async generate(): Promise<void> {
@@ -191,7 +219,7 @@ export class ChunklmDemo extends LitElement {
   }
 
   private onFileChange(e: Event): void {
-    this.file = (e.target as HTMLInputElement).files?.[0] ?? undefined;
+    this.files = [...((e.target as HTMLInputElement).files ?? [])];
   }
 
   private onUrlInput(e: Event): void {
@@ -200,7 +228,7 @@ export class ChunklmDemo extends LitElement {
   }
 
   private clearFile(): void {
-    this.file = undefined;
+    this.files = [];
     const input = this.renderRoot.querySelector<HTMLInputElement>('#model-file');
     if (input) input.value = '';
   }
@@ -220,11 +248,11 @@ export class ChunklmDemo extends LitElement {
         return 'No model loaded.';
       case 'loading': {
         const p = this.progress;
-        const what = this.file?.name ?? this.modelUrl;
-        return p ? `Loading ${what}: ${p.phase}, ${formatBytes(p.loadedBytes)} of ${formatBytes(p.totalBytes)}` : `Opening ${what}…`;
+        const what = this.files.length > 0 ? this.files.map((f) => f.name).join(', ') : this.modelUrl;
+        return p ? `Loading ${what}: ${formatLoadProgress(p)}` : `Opening ${what}…`;
       }
       case 'ready':
-        return this.model ? `Ready: ${describeModel(this.model)}` : 'Ready.';
+        return this.model ? `Ready: ${describeModel(this.model)}${describeFiles(this.model)}` : 'Ready.';
       case 'generating':
         return `Generating… ${this.tokenCount} tokens`;
       case 'done': {
@@ -246,7 +274,7 @@ export class ChunklmDemo extends LitElement {
         <input id="model-url" data-testid="model-url" type="text" .value=${this.modelUrl} @input=${this.onUrlInput} ?disabled=${this.busy} />
         <label class="file">
           or a local file
-          <input id="model-file" data-testid="model-file" type="file" accept=".gguf" @change=${this.onFileChange} ?disabled=${this.busy} />
+          <input id="model-file" data-testid="model-file" type="file" accept=".gguf" multiple @change=${this.onFileChange} ?disabled=${this.busy} />
         </label>
         <button id="load" data-testid="load" type="submit" ?disabled=${this.busy}>Load</button>
       </form>
@@ -260,6 +288,23 @@ export class ChunklmDemo extends LitElement {
       <p id="status" data-testid="status" data-state=${this.phase} data-finish-reason=${this.result?.finishReason ?? nothing} role="status">
         ${this.statusText()}
       </p>
+      ${this.model?.warnings?.length
+        ? html`<ul id="warnings" data-testid="warnings">
+            ${this.model.warnings.map((w) => html`<li>${w}</li>`)}
+          </ul>`
+        : nothing}
+      <details id="cached-models" data-testid="cached-models" @toggle=${(e: Event) => (e.target as HTMLDetailsElement).open && void this.refreshCached()}>
+        <summary>Models kept in this browser${this.cached ? ` (${this.cached.length})` : ''}</summary>
+        <ul>
+          ${(this.cached ?? []).map(
+            (f) =>
+              html`<li data-url=${f.url}>
+                ${f.url} · ${formatBytes(f.bytes)} · ${new Date(f.cachedAt).toLocaleString()}
+                <button @click=${() => void this.removeCached(f.url)} ?disabled=${this.busy}>Remove</button>
+              </li>`,
+          )}
+        </ul>
+      </details>
 
       <label for="prompt">Prompt</label>
       <textarea id="prompt" data-testid="prompt" rows="3">Once upon a time</textarea>
@@ -329,6 +374,14 @@ export class ChunklmDemo extends LitElement {
     #error {
       color: #a40000;
     }
+    #warnings {
+      color: #7a5200;
+      font-size: 0.85em;
+    }
+    #cached-models {
+      font-size: 0.85em;
+      overflow-wrap: anywhere;
+    }
   `;
 }
 
@@ -340,18 +393,20 @@ function describeModel(m: ModelInfo): string {
   return `${m.name} (${m.architecture}, ${m.nLayers} layers, dim ${m.dim}, ${m.weightType}, ${formatBytes(m.weightBytes)}) on ${m.adapter}`;
 }
 
+/** " (from the browser's model cache)", " (downloaded, now cached)" or "" for a local file. */
+function describeFiles(m: ModelInfo): string {
+  const from = new Set(m.files?.map((f) => f.source));
+  if (from.size === 0) return '';
+  if (from.size === 1 && from.has('cache')) return " (from the browser's model cache)";
+  if (from.has('network')) return ' (read over the network, not cached)';
+  return ' (downloaded, now cached)';
+}
+
 function formatMetrics(r: GenerationResult): string {
   return (
     `TTFT ${r.ttftMs.toFixed(1)} ms · prefill ${r.prefillTokPerS.toFixed(1)} tok/s · decode ${r.decodeTokPerS.toFixed(1)} tok/s · ` +
     `${r.promptTokens.length} prompt + ${r.tokens.length} generated tokens`
   );
-}
-
-function formatBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
 }
 
 customElements.define('chunklm-demo', ChunklmDemo);

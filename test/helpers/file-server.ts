@@ -16,6 +16,8 @@ export interface RequestRecord {
   range?: string;
   /** Body bytes the answer carries (or would have, for a dropped connection). */
   bytes: number;
+  /** Body bytes handed to the connection so far. */
+  sent: number;
 }
 
 export interface Faults {
@@ -73,7 +75,7 @@ export class FileServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = decodeURIComponent(new URL(req.url ?? '/', this.origin).pathname);
     const range = req.headers.range;
-    const record: RequestRecord = { method: req.method ?? '', path, ...(range ? { range } : {}), bytes: 0 };
+    const record: RequestRecord = { method: req.method ?? '', path, ...(range ? { range } : {}), bytes: 0, sent: 0 };
     this.log.push(record);
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.setHeader('Access-Control-Expose-Headers', 'Content-Range, Content-Length, ETag, Accept-Ranges');
@@ -119,7 +121,9 @@ export class FileServer {
     const { drop, slow } = this.faults;
     if (drop && drop.times > 0) {
       drop.times--;
-      res.write(body.subarray(0, Math.min(drop.afterBytes, body.byteLength)), () => res.socket?.destroy());
+      const part = body.subarray(0, Math.min(drop.afterBytes, body.byteLength));
+      record.sent = part.byteLength;
+      res.write(part, () => res.socket?.destroy());
       return;
     }
     if (slow) {
@@ -132,11 +136,13 @@ export class FileServer {
         }
         const chunk = body.subarray(at, at + slow.chunkBytes);
         at += chunk.byteLength;
+        record.sent = at;
         res.write(chunk, () => setTimeout(next, slow.delayMs));
       };
       next();
       return;
     }
+    record.sent = body.byteLength;
     res.end(body);
   }
 }
