@@ -5,127 +5,38 @@
 // gives the same f32 values); rotating a key by its own position is exactly what standard RoPE does
 // at store time, so the results are the same (tests check this against a rotate-then-store cache).
 // It is slow by design (one token at a time, no SIMD): meant for models up to ~10M parameters.
-import { InvalidRequestError, KVCacheError, UnsupportedModelError } from '../errors.ts';
-import { dequantize } from '../gguf/quant.ts';
-import { parseGGUF, readTensorBytes, type GGUFFile, type GGUFTensorInfo } from '../gguf/reader.ts';
+import { InvalidRequestError, KVCacheError } from '../errors.ts';
+import { dequantize, type GGMLType } from '../gguf/quant.ts';
+import { parseGGUF, readTensorBytes, type GGUFFile } from '../gguf/reader.ts';
 import type { ByteSource } from '../gguf/source.ts';
 import { configFromGGUF, type ModelConfig } from './config.ts';
-import { resolveTensors } from './tensors.ts';
+import { matvec, rmsnorm, ropeTable, rotateHead, type CpuRun, type CpuRunState } from './cpu-blocks.ts';
+import { FAMILIES, type CpuWeights } from './families/index.ts';
+import { loadTensors, resolveTensors, ropeFactors } from './tensors.ts';
 
-/** One transformer block's weights, dequantized; matrices row-major (rows = out, cols = in). */
-interface CpuLayer {
-  attnNorm: Float32Array; // (dim)
-  wq: Float32Array; // (nHeads*headDim, dim)
-  wk: Float32Array; // (nKvHeads*headDim, dim)
-  wv: Float32Array; // (nKvHeads*headDim, dim)
-  bq?: Float32Array; // (nHeads*headDim), qwen2 only
-  bk?: Float32Array; // (nKvHeads*headDim)
-  bv?: Float32Array; // (nKvHeads*headDim)
-  wo: Float32Array; // (dim, nHeads*headDim)
-  ffnNorm: Float32Array; // (dim)
-  wGate: Float32Array; // (ffnDim, dim)
-  wUp: Float32Array; // (ffnDim, dim)
-  wDown: Float32Array; // (dim, ffnDim)
-}
-
-/** Scratch buffers for one token, allocated once so the step itself allocates nothing. */
-interface RunState {
-  x: Float32Array; // (dim) residual stream
-  xn: Float32Array; // (dim) normalized x
-  q: Float32Array; // (nHeads*headDim)
-  att: Float32Array; // (nHeads*headDim) attention output, heads concatenated
-  proj: Float32Array; // (dim) output of wo / wDown before the residual add
-  gate: Float32Array; // (ffnDim)
-  up: Float32Array; // (ffnDim)
-  scores: Float64Array; // (group, maxPos) attention weights of the query heads sharing a KV head
-  logits: Float32Array; // (vocab)
-}
-
-/** out[r] = sum_c W[r, c] x[c] (+ b[r]) with an f64 sum; W row-major (rows, cols). */
-function matvec(out: Float32Array, w: Float32Array, x: Float32Array, rows: number, cols: number, b?: Float32Array): void {
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) s += w[o + c] * x[c];
-    out[r] = b ? s + b[r] : s;
-  }
-}
-
-/** out = x / sqrt(mean(x²) + eps) * w. */
-function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, eps: number): void {
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
-  const inv = 1 / Math.sqrt(ss / x.length + eps);
-  for (let i = 0; i < x.length; i++) out[i] = x[i] * inv * w[i];
-}
-
-/**
- * cos/sin of every (position, pair): angle pos * base^(-2i/ropeDim) / freqFactors[i], computed in
- * f64. freqFactors is `rope_freqs.weight` (Llama 3 long-context scaling), which divides the
- * frequencies like llama.cpp's freq_factors. Built here rather than shared with the GPU code so
- * that the oracle does not inherit a mistake in the table the kernels use.
- * Returns (maxPos, ropeDim/2, 2) values: cos then sin.
- */
-export function ropeTable(maxPos: number, ropeDim: number, base: number, freqFactors?: Float32Array): Float32Array {
-  const half = ropeDim / 2;
-  if (freqFactors && freqFactors.length !== half) {
-    throw new UnsupportedModelError('bad-shape', `rope_freqs has ${freqFactors.length} values but RoPE rotates ${half} pairs`, {
-      tensor: 'rope_freqs.weight',
-      shape: String(freqFactors.length),
-      expected: String(half),
-    });
-  }
-  const table = new Float32Array(maxPos * half * 2);
-  for (let i = 0; i < half; i++) {
-    const freq = Math.pow(base, (-2 * i) / ropeDim) / (freqFactors ? freqFactors[i] : 1);
-    for (let pos = 0; pos < maxPos; pos++) {
-      table[(pos * half + i) * 2] = Math.cos(pos * freq);
-      table[(pos * half + i) * 2 + 1] = Math.sin(pos * freq);
-    }
-  }
-  return table;
-}
-
-/**
- * Rotates the head starting at v[off] in place by the angles of position `pos`; only its first
- * `ropeDim` values take part. 'norm' rotates pairs (2i, 2i+1), 'neox' pairs (i, i + ropeDim/2).
- * table: (maxPos, ropeDim/2, 2) cos and sin from ropeTable.
- */
-export function rotateHead(v: Float32Array, off: number, pos: number, table: Float32Array, ropeDim: number, mode: 'norm' | 'neox'): void {
-  const half = ropeDim / 2;
-  const row = pos * half * 2;
-  for (let i = 0; i < half; i++) {
-    const cos = table[row + 2 * i];
-    const sin = table[row + 2 * i + 1];
-    const a = mode === 'norm' ? off + 2 * i : off + i;
-    const b = mode === 'norm' ? a + 1 : a + half;
-    const x0 = v[a];
-    const x1 = v[b];
-    v[a] = x0 * cos - x1 * sin;
-    v[b] = x0 * sin + x1 * cos;
-  }
-}
+export { ropeTable, rotateHead } from './cpu-blocks.ts';
 
 export class CpuModel {
   private readonly keys: Float32Array[] = []; // per layer (maxPos, nKvHeads*headDim), before RoPE
   private readonly rotated: Float32Array[] = []; // per layer (maxPos, nKvHeads*headDim): keys[p] rotated to position p
   private readonly values: Float32Array[] = []; // per layer (maxPos, nKvHeads*headDim)
-  private readonly rope: Float32Array; // (maxPos, ropeDim/2, 2) cos, sin
-  private readonly s: RunState;
+  private readonly ropeGlobal: Float32Array; // (maxPos, ropeDim/2, 2) cos, sin of global layers
+  private readonly ropeLocal: Float32Array; // the same for local (sliding-window) layers
+  private readonly s: CpuRunState;
+  private readonly scores: Float64Array; // (group, maxPos) attention weights of the query heads sharing a KV head
+  private readonly run: CpuRun;
   private pos = 0;
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly tokenEmbd: Float32Array, // (vocab, dim)
-    private readonly outputNorm: Float32Array, // (dim)
-    private readonly output: Float32Array, // (vocab, dim); token_embd itself when tied
-    private readonly layers: CpuLayer[],
-    freqFactors: Float32Array | undefined, // (ropeDim/2) rope_freqs, divides the frequencies
-    /** Positions the KV cache holds. */
+    private readonly weights: CpuWeights,
+    /** Positions the KV cache holds; also the runtime context that picks LongRoPE factors. */
     readonly maxPos: number,
   ) {
     const { dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize } = config;
-    this.rope = ropeTable(maxPos, config.ropeDim, config.ropeBase, freqFactors);
+    const factors = ropeFactors(weights.global, config, maxPos);
+    this.ropeGlobal = ropeTable(maxPos, config.ropeDim, config.ropeBase, factors, { freqScale: config.ropeFreqScale, attnFactor: config.ropeAttnFactor });
+    this.ropeLocal = config.localLayers.some(Boolean) ? ropeTable(maxPos, config.ropeDim, config.ropeBaseLocal, undefined, { attnFactor: config.ropeAttnFactor }) : this.ropeGlobal;
     for (let l = 0; l < config.nLayers; l++) {
       this.keys.push(new Float32Array(maxPos * nKvHeads * headDim));
       this.rotated.push(new Float32Array(maxPos * nKvHeads * headDim));
@@ -139,42 +50,41 @@ export class CpuModel {
       proj: new Float32Array(dim),
       gate: new Float32Array(ffnDim),
       up: new Float32Array(ffnDim),
-      scores: new Float64Array((nHeads / nKvHeads) * maxPos),
       logits: new Float32Array(vocabSize),
+    };
+    this.scores = new Float64Array((nHeads / nKvHeads) * maxPos);
+    const kvDim = nKvHeads * headDim;
+    this.run = {
+      c: config,
+      s: this.s,
+      kRow: (l, p) => this.keys[l].subarray(p * kvDim, (p + 1) * kvDim),
+      vRow: (l, p) => this.values[l].subarray(p * kvDim, (p + 1) * kvDim),
+      attend: (l, p) => this.attend(l, p),
+      head: (outputNorm, output) => {
+        rmsnorm(this.s.xn, this.s.x, outputNorm, config.rmsEps);
+        matvec(this.s.logits, output, this.s.xn, vocabSize, dim);
+        const cap = config.finalLogitSoftcap;
+        if (cap > 0) for (let i = 0; i < vocabSize; i++) this.s.logits[i] = cap * Math.tanh(this.s.logits[i] / cap);
+      },
     };
   }
 
   /**
-   * Reads and dequantizes every weight. `file` skips re-parsing when the caller has it;
-   * `maxPos` caps the KV cache (default: the model's context length, at most 2048).
+   * Reads and dequantizes every weight (fused matrices split into their roles). `file` skips
+   * re-parsing when the caller has it; `maxPos` caps the KV cache (default: the model's context
+   * length, at most 2048) and, as a runtime context does, picks LongRoPE's long or short factors.
    */
   static async load(source: ByteSource, file?: GGUFFile, maxPos?: number): Promise<CpuModel> {
     const f = file ?? (await parseGGUF(source));
     const config = configFromGGUF(f);
     const t = resolveTensors(f, config);
-    const load = async (info: GGUFTensorInfo) => dequantize(info.type, await readTensorBytes(source, info), info.nElements);
-    const opt = async (info: GGUFTensorInfo | undefined) => (info ? load(info) : undefined);
-    const tokenEmbd = await load(t.tokenEmbd);
-    const layers: CpuLayer[] = [];
-    for (const lt of t.layers) {
-      layers.push({
-        attnNorm: await load(lt.attnNorm),
-        wq: await load(lt.wq),
-        wk: await load(lt.wk),
-        wv: await load(lt.wv),
-        bq: await opt(lt.bq),
-        bk: await opt(lt.bk),
-        bv: await opt(lt.bv),
-        wo: await load(lt.wo),
-        ffnNorm: await load(lt.ffnNorm),
-        wGate: await load(lt.wGate),
-        wUp: await load(lt.wUp),
-        wDown: await load(lt.wDown),
-      });
-    }
-    const output = t.output ? await load(t.output) : tokenEmbd;
+    const toF32 = (_label: string, type: GGMLType, bytes: Uint8Array, n: number) => dequantize(type, bytes, n);
+    const loaded = await loadTensors(t, config, (info) => readTensorBytes(source, info), {
+      matrix: (label, type, bytes, rows, cols) => toF32(label, type, bytes, rows * cols),
+      vector: toF32,
+    });
     const positions = Math.min(maxPos ?? 2048, config.contextLength);
-    return new CpuModel(config, tokenEmbd, await load(t.outputNorm), output, layers, await opt(t.ropeFreqs), positions);
+    return new CpuModel(config, loaded, positions);
   }
 
   /** Tokens processed since the last reset (the next token's position). */
@@ -288,7 +198,12 @@ export class CpuModel {
     const kvDim = nKvHeads * headDim;
     const R = this.rotated[l];
     R.set(this.keys[l].subarray(p * kvDim, (p + 1) * kvDim), p * kvDim);
-    for (let kh = 0; kh < nKvHeads; kh++) rotateHead(R, p * kvDim + kh * headDim, p, this.rope, ropeDim, ropeMode);
+    for (let kh = 0; kh < nKvHeads; kh++) rotateHead(R, p * kvDim + kh * headDim, p, this.ropeOf(l), ropeDim, ropeMode);
+  }
+
+  /** Layer l's cos/sin table: local (sliding-window) layers have their own. */
+  private ropeOf(l: number): Float32Array {
+    return this.config.localLayers[l] ? this.ropeLocal : this.ropeGlobal;
   }
 
   /** Checks a forwardAt call before any work: each position at most the length the tokens before it leave. */
@@ -340,79 +255,63 @@ export class CpuModel {
   }
 
   /**
-   * One token at position `pos` (at most the sequence length) through every layer, attending to
-   * positions 0..pos; leaves its logits in s.logits and the sequence at least pos+1 long.
+   * One token at position `pos` (at most the sequence length) through every layer of its family's
+   * program, attending to positions 0..pos (the last slidingWindow of them on local layers); leaves
+   * its logits in s.logits and the sequence at least pos+1 long.
    */
   private step(token: number, pos: number): void {
-    const c = this.config;
-    const { dim, nHeads, nKvHeads, headDim, ffnDim, ropeDim, ropeMode } = c;
-    const { x, xn, q, att, proj, gate, up, scores } = this.s;
-    const qDim = nHeads * headDim;
+    FAMILIES[this.config.family].forwardCpu(this.run, this.weights, token, pos);
+    this.pos = Math.max(this.pos, pos + 1);
+  }
+
+  /**
+   * Layer l's attention for the token at pos (its K and V rows written, keys before RoPE): q is
+   * rotated now, the key's rotated copy refreshed, then for each query head
+   *   att = sum_p softmax_p(scale · q · rope(k_p, p)) v_p
+   * over p <= pos, and p > pos - slidingWindow on local layers.
+   */
+  private attend(l: number, pos: number): void {
+    const { nHeads, nKvHeads, headDim, ropeDim, ropeMode, attentionScale, slidingWindow } = this.config;
+    const { q, att } = this.s;
+    const scores = this.scores;
     const kvDim = nKvHeads * headDim;
     const group = nHeads / nKvHeads; // query heads per KV head (GQA)
-    const n = pos + 1; // positions attended to, this one included
-    const scale = 1 / Math.sqrt(headDim);
-    x.set(this.tokenEmbd.subarray(token * dim, (token + 1) * dim));
-
-    for (let l = 0; l < this.layers.length; l++) {
-      const L = this.layers[l];
-      const K = this.keys[l];
-      const R = this.rotated[l];
-      const V = this.values[l];
-
-      // Attention. Q is rotated now; this position's K and V go into the cache as they are.
-      rmsnorm(xn, x, L.attnNorm, c.rmsEps);
-      matvec(q, L.wq, xn, qDim, dim, L.bq);
-      matvec(K.subarray(pos * kvDim, n * kvDim), L.wk, xn, kvDim, dim, L.bk);
-      matvec(V.subarray(pos * kvDim, n * kvDim), L.wv, xn, kvDim, dim, L.bv);
-      this.rotateKeys(l, pos);
-      for (let h = 0; h < nHeads; h++) rotateHead(q, h * headDim, pos, this.rope, ropeDim, ropeMode);
-
-      for (let kh = 0; kh < nKvHeads; kh++) {
-        const h0 = kh * group; // first query head reading this KV head
-        // scores[g, p] = q_(h0+g) · rope(k_p, p) / sqrt(headDim), the rotated key read from R.
-        for (let p = 0; p < n; p++) {
-          const src = p * kvDim + kh * headDim;
-          for (let g = 0; g < group; g++) {
-            const qo = (h0 + g) * headDim;
-            let s = 0;
-            for (let i = 0; i < headDim; i++) s += q[qo + i] * R[src + i];
-            scores[g * n + p] = s * scale;
-          }
-        }
+    const R = this.rotated[l];
+    const V = this.values[l];
+    this.rotateKeys(l, pos);
+    for (let h = 0; h < nHeads; h++) rotateHead(q, h * headDim, pos, this.ropeOf(l), ropeDim, ropeMode);
+    const first = this.config.localLayers[l] ? Math.max(0, pos - slidingWindow + 1) : 0; // first visible position
+    const n = pos + 1 - first; // positions attended to, this one included
+    for (let kh = 0; kh < nKvHeads; kh++) {
+      const h0 = kh * group; // first query head reading this KV head
+      // scores[g, j] = q_(h0+g) · rope(k_p, p) · scale for p = first + j, the rotated key read from R.
+      for (let j = 0; j < n; j++) {
+        const src = (first + j) * kvDim + kh * headDim;
         for (let g = 0; g < group; g++) {
-          // Softmax over positions (max subtracted for range), then the weighted sum of values.
-          const so = g * n;
-          let max = -Infinity;
-          for (let p = 0; p < n; p++) if (scores[so + p] > max) max = scores[so + p];
-          let sum = 0;
-          for (let p = 0; p < n; p++) {
-            scores[so + p] = Math.exp(scores[so + p] - max);
-            sum += scores[so + p];
-          }
-          const ao = (h0 + g) * headDim;
-          for (let i = 0; i < headDim; i++) {
-            let o = 0;
-            for (let p = 0; p < n; p++) o += scores[so + p] * V[p * kvDim + kh * headDim + i];
-            att[ao + i] = o / sum;
-          }
+          const qo = (h0 + g) * headDim;
+          let s = 0;
+          for (let i = 0; i < headDim; i++) s += q[qo + i] * R[src + i];
+          scores[g * n + j] = s * attentionScale;
         }
       }
-      matvec(proj, L.wo, att, dim, qDim);
-      for (let i = 0; i < dim; i++) x[i] += proj[i];
-
-      // MLP: wDown · (silu(wGate · xn) * (wUp · xn)).
-      rmsnorm(xn, x, L.ffnNorm, c.rmsEps);
-      matvec(gate, L.wGate, xn, ffnDim, dim);
-      matvec(up, L.wUp, xn, ffnDim, dim);
-      for (let i = 0; i < ffnDim; i++) gate[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
-      matvec(proj, L.wDown, gate, dim, ffnDim);
-      for (let i = 0; i < dim; i++) x[i] += proj[i];
+      for (let g = 0; g < group; g++) {
+        // Softmax over positions (max subtracted for range), then the weighted sum of values.
+        const so = g * n;
+        let max = -Infinity;
+        for (let j = 0; j < n; j++) if (scores[so + j] > max) max = scores[so + j];
+        let sum = 0;
+        for (let j = 0; j < n; j++) {
+          scores[so + j] = Math.exp(scores[so + j] - max);
+          sum += scores[so + j];
+        }
+        const ao = (h0 + g) * headDim;
+        for (let i = 0; i < headDim; i++) {
+          let o = 0;
+          for (let j = 0; j < n; j++) o += scores[so + j] * V[(first + j) * kvDim + kh * headDim + i];
+          att[ao + i] = o / sum;
+        }
+      }
     }
-
-    this.pos = Math.max(this.pos, n);
-    rmsnorm(xn, x, this.outputNorm, c.rmsEps);
-    matvec(this.s.logits, this.output, xn, c.vocabSize, dim);
   }
 }
 

@@ -84,7 +84,8 @@ export function modelFootprint(file: GGUFFile, config: ModelConfig, plan: Footpr
     if (bytes > largestActivation.bytes) largestActivation = { name, bytes };
   }
   activationBytes += pad16(PagedKvCache.pageTableBytes(sizes.pageTableEntries));
-  activationBytes += pad16(plan.maxContext * config.ropeDim * 4); // RoPE table: (maxContext, ropeDim/2) (cos, sin) f32 pairs
+  // RoPE tables: (maxContext, ropeDim/2) (cos, sin) f32 pairs; models with local layers have a second one.
+  activationBytes += (config.localLayers.some(Boolean) ? 2 : 1) * pad16(plan.maxContext * config.ropeDim * 4);
   for (const opts of [sizes.attention.prefill, sizes.attention.decode]) {
     const scratch = attentionScratchBytes(config.nHeads, config.headDim, opts);
     if (scratch > 0) activationBytes += config.nLayers * pad16(scratch);

@@ -1,22 +1,14 @@
-// The GPU forward pass of the llama family (llama, qwen2), built from the kernel ops, recorded
-// once at load and replayed every step. Reads like llama2.c's forward(): one layer is
-//   x += Wo · attention(rope(Wq·norm(x)), pages(Wk·norm(x), Wv·norm(x)))
-//   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
-// and the step ends with the output head and GPU sampling, so only the chosen id is read back.
+// The GPU runtime of a model: loads its weights by the tensor table, has its family's forward
+// program (src/model/families/) record one step from the shared blocks (src/model/blocks.ts) once at
+// load, and replays that step for prefill, decode, chunk computes and linked requests. A step ends
+// with the output head and GPU sampling, so only the chosen id is read back. Nothing here depends on
+// the architecture: the program and the tables say what differs.
 import { GPUError, InvalidRequestError, KVCacheError, UnsupportedModelError, throwIfAborted } from '../errors.ts';
 import type { GGUFFile, GGUFTensorInfo } from '../gguf/reader.ts';
 import { readTensorBytes } from '../gguf/reader.ts';
 import type { ByteSource } from '../gguf/source.ts';
-import { encodeDispatches, type Dispatch, type GpuContext } from '../gpu/context.ts';
-import { attentionDispatches, type AttentionOptions, type AttentionStep } from '../gpu/ops/attention.ts';
-import { embeddingOp } from '../gpu/ops/embedding.ts';
-import { kvWriteDispatch } from '../gpu/ops/kv.ts';
-import { linearOp } from '../gpu/ops/matmul.ts';
-import type { LinearOp } from '../gpu/ops/matvec.ts';
-import { mlpGateOp } from '../gpu/ops/mlp.ts';
-import { rmsnormOp } from '../gpu/ops/rmsnorm.ts';
-import { buildRopeTable, ropeDispatch, uploadRopeTable } from '../gpu/ops/rope.ts';
-import { sampleDispatch, type SampleDispatch } from '../gpu/ops/sample.ts';
+import { encodeDispatches, type GpuContext } from '../gpu/context.ts';
+import type { AttentionOptions } from '../gpu/ops/attention.ts';
 import { uploadVector, uploadWeight, type GpuWeight } from '../gpu/weights.ts';
 import { DEFAULT_BLEND_LAYER, kvDeviation, selectByDeviation } from '../kv/cacheblend.ts';
 import type { ChunkBackend, ChunkKV } from '../kv/chunk-cache.ts';
@@ -26,10 +18,11 @@ import { KV_PAGE_SIZE } from '../kv/pages.ts';
 
 export type { ChunkKV } from '../kv/chunk-cache.ts';
 import { PagedKvCache, type PageSpan, type Sequence } from '../kv/paged-cache.ts';
-import { dequantize } from '../gguf/quant.ts';
 import type { LoadProgress } from '../engine/types.ts';
+import { StepRecorder, uploadRopeTables, type StepProgram } from './blocks.ts';
 import type { ModelConfig } from './config.ts';
-import { resolveTensors, type ResolvedTensors } from './tensors.ts';
+import { FAMILIES } from './families/index.ts';
+import { allTensors, loadTensors, resolveTensors, ropeFactors } from './tensors.ts';
 
 export interface SamplingParams {
   temperature: number;
@@ -49,26 +42,6 @@ export interface GpuModelOptions {
   kvDtype?: KvDtype;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
-}
-
-interface LayerWeights {
-  attnNorm: GPUBuffer;
-  wq: GpuWeight;
-  wk: GpuWeight;
-  wv: GpuWeight;
-  bq?: GPUBuffer;
-  bk?: GPUBuffer;
-  bv?: GPUBuffer;
-  wo: GpuWeight;
-  ffnNorm: GPUBuffer;
-  wGate: GpuWeight;
-  wUp: GpuWeight;
-  wDown: GpuWeight;
-}
-
-/** Ops whose size follows the token count of the step. */
-interface Resizable {
-  setTokens(n: number): void;
 }
 
 /** How a linked request was computed, in prompt tokens. */
@@ -179,16 +152,7 @@ export class GpuModel implements ChunkBackend {
       readbacks: GPUBuffer[]; // MAP_READ, one u32 each: a ring so a step can be read while the next runs
       owned: GPUBuffer[];
     },
-    private readonly program: {
-      body: Dispatch[]; // embedding + layers, for any token count
-      head: Dispatch[]; // final norm + output head + sampler on xLast
-      resizable: Resizable[];
-      prefillAttention: AttentionStep[];
-      decodeAttention: AttentionStep[];
-      sampler: SampleDispatch;
-      /** body.length after each layer: body.slice(0, layerEnds[l]) runs layers 0..l. */
-      layerEnds: number[];
-    },
+    private readonly program: StepProgram,
     weights: { bytes: number },
     kv: PagedKvCache,
     maxContext: number,
@@ -207,14 +171,13 @@ export class GpuModel implements ChunkBackend {
     const maxContext = opts.maxContext;
     const sizes = gpuModelSizes(config, opts);
     const { maxBatch } = sizes;
-    const { dim, nHeads, nKvHeads, headDim, vocabSize } = config;
-    const kvDim = nKvHeads * headDim;
+    const { nKvHeads, headDim } = config;
 
     // Everything that can be checked without allocating is checked first.
     checkFits(ctx, config, maxBatch);
     const kv = new PagedKvCache(ctx, { nLayers: config.nLayers, nKvHeads, headDim }, sizes.poolTokens, { dtype: opts.kvDtype ?? 'f16' });
 
-    // Weights: stream every tensor from the source, repack, upload.
+    // Weights: stream every tensor from the source, repack, upload (fused matrices split by rows).
     const total = allTensors(tensors).reduce((s, t) => s + t.byteLength, 0);
     let loaded = 0;
     const progress = (n: number) => opts.onProgress?.({ phase: 'weights', loadedBytes: loaded + n, totalBytes: total });
@@ -226,38 +189,17 @@ export class GpuModel implements ChunkBackend {
       return bytes;
     };
     let weightBytes = 0;
-    const matrix = async (t: GGUFTensorInfo): Promise<GpuWeight> => {
-      const w = uploadWeight(ctx, t.name, t.type, await read(t), t.shape[1] ?? 1, t.shape[0]);
-      weightBytes += w.byteLength;
-      return w;
-    };
-    const vector = async (t: GGUFTensorInfo): Promise<GPUBuffer> => {
-      const b = uploadVector(ctx, t.name, t.type, await read(t), t.nElements);
-      weightBytes += t.nElements * 4;
-      return b;
-    };
-    const tokenEmbd = await matrix(tensors.tokenEmbd);
-    const outputNorm = await vector(tensors.outputNorm);
-    const output = tensors.output ? await matrix(tensors.output) : tokenEmbd;
-    let freqFactors: Float32Array | undefined;
-    if (tensors.ropeFreqs) freqFactors = dequantize(tensors.ropeFreqs.type, await read(tensors.ropeFreqs), tensors.ropeFreqs.nElements);
-    const layers: LayerWeights[] = [];
-    for (const lt of tensors.layers) {
-      layers.push({
-        attnNorm: await vector(lt.attnNorm),
-        wq: await matrix(lt.wq),
-        wk: await matrix(lt.wk),
-        wv: await matrix(lt.wv),
-        bq: lt.bq ? await vector(lt.bq) : undefined,
-        bk: lt.bk ? await vector(lt.bk) : undefined,
-        bv: lt.bv ? await vector(lt.bv) : undefined,
-        wo: await matrix(lt.wo),
-        ffnNorm: await vector(lt.ffnNorm),
-        wGate: await matrix(lt.wGate),
-        wUp: await matrix(lt.wUp),
-        wDown: await matrix(lt.wDown),
-      });
-    }
+    const weights = await loadTensors<GpuWeight, GPUBuffer>(tensors, config, read, {
+      matrix: (label, type, bytes, rows, cols) => {
+        const w = uploadWeight(ctx, label, type, bytes, rows, cols);
+        weightBytes += w.byteLength;
+        return w;
+      },
+      vector: (label, type, bytes, n) => {
+        weightBytes += n * 4;
+        return uploadVector(ctx, label, type, bytes, n);
+      },
+    });
 
     // Activations, sized for the largest batch.
     opts.onProgress?.({ phase: 'compile', loadedBytes: total, totalBytes: total });
@@ -267,88 +209,40 @@ export class GpuModel implements ChunkBackend {
       owned.push(b);
       return b;
     };
-    const B = maxBatch;
     const a = sizes.activations;
-    const tokens = buf('tokens', a.tokens);
-    const positions = buf('positions', a.positions);
-    const slots = buf('slots', a.slots);
     const pageTable = kv.createPageTableBuffer(sizes.pageTableEntries);
     owned.push(pageTable);
-    const x = buf('x', a.x); // (B, dim)
-    const xn = buf('xn', a.xn); // (B, dim)
-    const q = buf('q', a.q); // (B, nHeads*headDim)
-    const k = buf('k', a.k); // (B, nKvHeads*headDim), before RoPE
-    const v = buf('v', a.v); // (B, nKvHeads*headDim)
-    const att = buf('att', a.att); // (B, nHeads*headDim)
-    const gate = buf('gate', a.gate); // (B, ffn): silu(gate) * up
-    const up = buf('up', a.up); // (B, ffn): scratch for the batched up projection
-    const xLast = buf('x-last', a.xLast); // (dim,)
-    const xnLast = buf('xn-last', a.xnLast); // (dim,)
-    const logits = buf('logits', a.logits); // (vocab,)
+    const acts = {
+      tokens: buf('tokens', a.tokens),
+      positions: buf('positions', a.positions),
+      slots: buf('slots', a.slots),
+      pageTable,
+      x: buf('x', a.x),
+      xn: buf('xn', a.xn),
+      q: buf('q', a.q),
+      k: buf('k', a.k),
+      v: buf('v', a.v),
+      att: buf('att', a.att),
+      gate: buf('gate', a.gate),
+      up: buf('up', a.up),
+      xLast: buf('x-last', a.xLast),
+      xnLast: buf('xn-last', a.xnLast),
+      logits: buf('logits', a.logits),
+    };
     const readbacks = [0, 1].map((i) => buf(`readback-${i}`, READBACK_BYTES, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST));
-    const ropeTable = uploadRopeTable(ctx, buildRopeTable(maxContext, config.ropeDim, config.ropeBase, freqFactors));
-    owned.push(ropeTable);
+    const rope = uploadRopeTables(ctx, config, maxContext, ropeFactors(weights.global, config, maxContext));
+    owned.push(...rope.owned);
 
-    // Record the program once.
-    const body: Dispatch[] = [];
-    const resizable: Resizable[] = [];
-    const add = <T extends Resizable & ({ dispatches: readonly Dispatch[] } | Dispatch)>(op: T): T => {
-      if ('dispatches' in op) body.push(...op.dispatches);
-      else body.push(op);
-      resizable.push(op);
-      return op;
-    };
-    const linear = (w: GpuWeight, input: GPUBuffer, out: GPUBuffer, o: { bias?: GPUBuffer; accumulate?: boolean } = {}): LinearOp =>
-      add(linearOp(ctx, w, input, out, { ...o, matvecMaxTokens: 1 }));
-    const norm = (input: GPUBuffer, w: GPUBuffer, out: GPUBuffer) => {
-      const op = rmsnormOp(ctx, input, w, out, dim, config.rmsEps, { rows: 1 });
-      return Object.assign(op, { setTokens: (n: number) => op.setRows(n) });
-    };
-    add(embeddingOp(ctx, tokenEmbd, tokens, x, { tokens: 1 }));
-    const shape = {
-      nHeads,
-      nKvHeads,
-      headDim,
-      ropeDim: config.ropeDim,
-      mode: config.ropeMode,
-      maxPos: maxContext,
-      kvDtype: kv.dtype,
-    };
-    const prefillAttention: AttentionStep[] = [];
-    const decodeAttention: AttentionStep[] = [];
-    const layerEnds: number[] = [];
-    for (let l = 0; l < layers.length; l++) {
-      const L = layers[l];
-      add(norm(x, L.attnNorm, xn));
-      linear(L.wq, xn, q, { bias: L.bq });
-      linear(L.wk, xn, k, { bias: L.bk });
-      linear(L.wv, xn, v, { bias: L.bv });
-      add(ropeDispatch(ctx, q, positions, ropeTable, shape, 1));
-      add(kvWriteDispatch(ctx, { kPool: kv.layers[l].k, vPool: kv.layers[l].v, kNew: k, vNew: v, slots }, kvDim, 1, { kvDtype: kv.dtype }));
-      const attBufs = { q, kPool: kv.layers[l].k, vPool: kv.layers[l].v, pageTable, positions, ropeTable, out: att };
-      const pre = attentionDispatches(ctx, attBufs, shape, sizes.attention.prefill);
-      const dec = attentionDispatches(ctx, attBufs, shape, sizes.attention.decode);
-      // Both forms are recorded; each step enables one of them.
-      body.push(...pre.dispatches, ...dec.dispatches);
-      prefillAttention.push(pre);
-      decodeAttention.push(dec);
-      linear(L.wo, att, x, { accumulate: true });
-      add(norm(x, L.ffnNorm, xn));
-      add(mlpGateOp(ctx, L.wGate, L.wUp, xn, gate, up, { tokens: 1, maxTokens: B, matvecMaxTokens: 1 }));
-      linear(L.wDown, gate, x, { accumulate: true });
-      layerEnds.push(body.length);
-    }
-    const head: Dispatch[] = [];
-    head.push(rmsnormOp(ctx, xLast, outputNorm, xnLast, dim, config.rmsEps, { rows: 1 }));
-    head.push(...linearOp(ctx, output, xnLast, logits, { tokens: 1, matvecMaxTokens: 1 }).dispatches);
-    const sampler = sampleDispatch(ctx, logits, tokens, vocabSize, { temperature: 0, topK: 0, topP: 1, seed: 0, step: 0 });
-    head.push(sampler);
+    // The family's program, recorded once.
+    const recorder = new StepRecorder(ctx, config, acts, kv, rope, maxBatch, maxContext, sizes.attention);
+    FAMILIES[config.family].recordGpu(recorder, weights);
+    const program = recorder.finish();
 
     const model = new GpuModel(
       ctx,
       config,
-      { tokens, positions, slots, pageTable, x, xLast, logits, readbacks, owned },
-      { body, head, resizable, prefillAttention, decodeAttention, sampler, layerEnds },
+      { tokens: acts.tokens, positions: acts.positions, slots: acts.slots, pageTable, x: acts.x, xLast: acts.xLast, logits: acts.logits, readbacks, owned },
+      program,
       { bytes: weightBytes },
       kv,
       maxContext,
@@ -790,19 +684,6 @@ export class GpuModel implements ChunkBackend {
       return id;
     });
   }
-}
-
-function allTensors(t: ResolvedTensors): GGUFTensorInfo[] {
-  const out: GGUFTensorInfo[] = [t.tokenEmbd, t.outputNorm];
-  if (t.output) out.push(t.output);
-  if (t.ropeFreqs) out.push(t.ropeFreqs);
-  for (const l of t.layers) {
-    out.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown);
-    if (l.bq) out.push(l.bq);
-    if (l.bk) out.push(l.bk);
-    if (l.bv) out.push(l.bv);
-  }
-  return out;
 }
 
 /** Refuses, before any large allocation, a model whose activations cannot be bound on this device. */

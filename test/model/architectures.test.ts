@@ -26,7 +26,7 @@ describe('synthetic models of every architecture', () => {
     const file = await parse(makeSyntheticModel(spec));
     const t = file.tensorIndex.get('rope_freqs.weight')!;
     expect(t.shape).toEqual([spec.headDim / 2]);
-    const f = llama3RopeFactors(spec.headDim, spec.ropeBase, spec.llama3Rope!);
+    const f = llama3RopeFactors(spec.headDim, spec.ropeBase!, spec.llama3Rope!);
     // base 500000 over 16 pairs: wavelength 2π·500000^(2i/32) from 6.3 up; original context 64 puts
     // the short ones (< 16) at 1, the long ones (> 64) at the factor 8, and one pair in between.
     expect(f[0]).toBe(1);

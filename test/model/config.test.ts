@@ -21,6 +21,7 @@ describe.skipIf(!stories)(stories ? 'config of stories260K' : missingShared(STOR
     await source.close();
     const expected: ModelConfig = {
       architecture: 'llama',
+      family: 'llama',
       name: 'llama',
       nLayers: 5,
       dim: 64,
@@ -33,10 +34,22 @@ describe.skipIf(!stories)(stories ? 'config of stories260K' : missingShared(STOR
       ropeBase: 10000, // no freq_base key: llama.cpp's default
       ropeMode: 'norm',
       ropeDim: 8,
+      ropeFreqScale: 1, // no rope.scaling keys
+      ropeAttnFactor: 1,
+      ropeOrigContext: 2048, // = the context length
       rmsEps: Math.fround(1e-5), // stored as float32 9.9999997e-06
       tiedOutput: false, // output.weight is its own tensor
       qkvBias: false,
+      qkNorm: false,
+      fusedQkv: false,
       hasRopeFreqs: false,
+      hasLongRopeFactors: false,
+      slidingWindow: 0,
+      localLayers: [false, false, false, false, false],
+      ropeBaseLocal: 10000,
+      attentionScale: 1 / Math.sqrt(8),
+      embeddingScale: 1,
+      finalLogitSoftcap: 0,
       weightType: GGMLType.F32,
     };
     expect(configFromGGUF(file)).toEqual(expected);
@@ -98,13 +111,13 @@ describe('config of synthetic models', () => {
   });
 
   it('names an unsupported architecture and the supported ones', () => {
-    const f = withMetadata(llama, { 'general.architecture': 'phi3' });
+    const f = withMetadata(llama, { 'general.architecture': 'mamba' });
     expect(() => configFromGGUF(f)).toThrow(
       expect.objectContaining({
         name: 'UnsupportedModelError',
         code: 'unsupported-architecture',
-        fields: { architecture: 'phi3' },
-        message: expect.stringMatching(/'phi3'.*llama, qwen2/),
+        fields: { architecture: 'mamba' },
+        message: expect.stringMatching(/'mamba'.*llama, qwen2, qwen3, gemma3, phi3/),
       }),
     );
   });

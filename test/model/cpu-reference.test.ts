@@ -8,7 +8,7 @@ import { MemorySource, type ByteSource } from '../../src/gguf/source.ts';
 import { configFromGGUF, type ModelConfig } from '../../src/model/config.ts';
 import { CpuModel, cpuGenerateGreedy, greedyArgmax } from '../../src/model/cpu-reference.ts';
 import { makeSyntheticModel, SYNTHETIC_PRESETS } from '../../src/model/synthetic.ts';
-import { resolveTensors } from '../../src/model/tensors.ts';
+import { familyTensors, resolveTensors } from '../../src/model/tensors.ts';
 import { spmPiecesToText } from '../helpers/model.ts';
 import { missingShared, sharedFile } from '../helpers/shared.ts';
 
@@ -33,7 +33,7 @@ function relMaxDiff(a: Float32Array, b: Float32Array): number {
  */
 async function rotateThenStoreLogits(source: ByteSource, file: GGUFFile, tokens: number[]): Promise<Float32Array[]> {
   const c: ModelConfig = configFromGGUF(file);
-  const t = resolveTensors(file, c);
+  const t = familyTensors(resolveTensors(file, c), 'llama');
   const w = async (info: GGUFTensorInfo | undefined) => (info ? dequantize(info.type, await readTensorBytes(source, info), info.nElements) : undefined);
   const must = async (info: GGUFTensorInfo) => (await w(info))!;
   const embd = await must(t.tokenEmbd);
@@ -66,7 +66,7 @@ async function rotateThenStoreLogits(source: ByteSource, file: GGUFFile, tokens:
   const layers: RefLayer[] = [];
   for (const L of t.layers) {
     layers.push({
-      an: await must(L.attnNorm), wq: await must(L.wq), wk: await must(L.wk), wv: await must(L.wv),
+      an: await must(L.attnNorm), wq: await must(L.wq!), wk: await must(L.wk!), wv: await must(L.wv!),
       bq: await w(L.bq), bk: await w(L.bk), bv: await w(L.bv), wo: await must(L.wo),
       fn: await must(L.ffnNorm), wg: await must(L.wGate), wu: await must(L.wUp), wd: await must(L.wDown),
     });
