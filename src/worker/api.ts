@@ -362,7 +362,13 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
         checkFit: (file) => engine.checkFit?.(file, loadOpts),
       });
       for (const w of remote.warnings) console.warn(`chunklm: ${w}`);
-      const loaded = await engine.load(remote, { ...loadOpts, signal, onProgress });
+      let loaded: ModelInfo;
+      try {
+        loaded = await engine.load(remote, { ...loadOpts, signal, onProgress });
+      } finally {
+        // The weights are on the GPU (or the load failed): files held open can go.
+        await remote.close();
+      }
       info = { ...loaded, files: remote.files, ...(remote.warnings.length > 0 ? { warnings: remote.warnings } : {}) };
     } else {
       const bytes = await (this.host.openSource ?? openModelSource)(source, signal);
