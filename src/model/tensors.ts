@@ -22,6 +22,8 @@ interface TensorSpec {
   host?: true;
   /** A fused matrix: its rows, in order, are these roles' matrices of these row counts. */
   split?: (c: ModelConfig) => [role: string, rows: number][];
+  /** What may stand in for the tensor, for the missing-tensor message (the separate Q matrix: a fused attn_qkv). */
+  alternative?: string;
 }
 
 const MATRIX_TYPES: readonly number[] = WEIGHT_TYPES;
@@ -43,12 +45,13 @@ const ropeFactorsShort = { name: 'rope_factors_short.weight', kind: 'vector', ho
 
 // ---- per-layer tensors ----
 const attnNorm = { name: 'blk.{L}.attn_norm.weight', kind: 'vector', required: true, shape: (c) => [c.dim] } satisfies TensorSpec;
-const wq = { name: 'blk.{L}.attn_q.weight', kind: 'matrix', required: (c) => !c.fusedQkv, shape: (c) => [c.dim, qDim(c)] } satisfies TensorSpec;
-const wk = { name: 'blk.{L}.attn_k.weight', kind: 'matrix', required: (c) => !c.fusedQkv, shape: (c) => [c.dim, kvDim(c)] } satisfies TensorSpec;
-const wv = { name: 'blk.{L}.attn_v.weight', kind: 'matrix', required: (c) => !c.fusedQkv, shape: (c) => [c.dim, kvDim(c)] } satisfies TensorSpec;
+const fusedQkvName = 'blk.{L}.attn_qkv.weight';
+const wq = { name: 'blk.{L}.attn_q.weight', kind: 'matrix', required: (c) => !c.fusedQkv, shape: (c) => [c.dim, qDim(c)], alternative: fusedQkvName } satisfies TensorSpec;
+const wk = { name: 'blk.{L}.attn_k.weight', kind: 'matrix', required: (c) => !c.fusedQkv, shape: (c) => [c.dim, kvDim(c)], alternative: fusedQkvName } satisfies TensorSpec;
+const wv = { name: 'blk.{L}.attn_v.weight', kind: 'matrix', required: (c) => !c.fusedQkv, shape: (c) => [c.dim, kvDim(c)], alternative: fusedQkvName } satisfies TensorSpec;
 /** Q, K and V fused (phi3, and any file llama.cpp's create_tensor_qkv reads): Q rows, then K, then V. */
 const wqkv = {
-  name: 'blk.{L}.attn_qkv.weight',
+  name: fusedQkvName,
   kind: 'matrix',
   required: (c) => c.fusedQkv,
   shape: (c) => [c.dim, qDim(c) + 2 * kvDim(c)],
@@ -118,7 +121,10 @@ function lookup(file: GGUFFile, spec: TensorSpec, c: ModelConfig, layer?: number
   const t = file.tensorIndex.get(name);
   const required = typeof spec.required === 'function' ? spec.required(c) : spec.required;
   if (!t) {
-    if (required) throw new UnsupportedModelError('missing-tensor', `the model has no tensor '${name}', which ${c.architecture} needs`, { tensor: name });
+    if (required) {
+      const or = spec.alternative ? ` (or a fused '${spec.alternative.replace('{L}', String(layer))}')` : '';
+      throw new UnsupportedModelError('missing-tensor', `the model has no tensor '${name}'${or}, which ${c.architecture} needs`, { tensor: name });
+    }
     return undefined;
   }
   const want = spec.shape(c);

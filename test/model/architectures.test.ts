@@ -1,10 +1,15 @@
 // Every architecture from its GGUF metadata alone: what synthetic.ts writes for each one (the keys
 // and tensors llama.cpp loads), the config read back from it, and the tensor table's errors.
 import { describe, expect, it } from 'vitest';
-import { GGMLType } from '../../src/gguf/quant.ts';
+import { GGMLType, tensorByteLength } from '../../src/gguf/quant.ts';
 import { parseGGUF, type GGUFFile } from '../../src/gguf/reader.ts';
 import { MemorySource } from '../../src/gguf/source.ts';
+import { metadataFromFile, writeGGUF, type GGUFWriteTensor } from '../../src/gguf/writer.ts';
+import { configFromGGUF } from '../../src/model/config.ts';
+import { CpuModel } from '../../src/model/cpu-reference.ts';
 import { llama3RopeFactors, makeSyntheticModel, SYNTHETIC_PRESETS, syntheticLongRope, type SyntheticSpec } from '../../src/model/synthetic.ts';
+import { familyTensors, resolveTensors } from '../../src/model/tensors.ts';
+import { withMetadata, withTensors } from './files.ts';
 
 async function parse(bytes: Uint8Array): Promise<GGUFFile> {
   return parseGGUF(new MemorySource(bytes));
@@ -134,3 +139,192 @@ describe('synthetic models of every architecture', () => {
     }
   });
 });
+
+/** The config of the tiny preset `name` (with `extra`), one layer fewer where that keeps it small. */
+async function configOf(name: keyof typeof SYNTHETIC_PRESETS, extra: Partial<SyntheticSpec> = {}) {
+  const file = await parse(makeSyntheticModel(tiny(name, extra)));
+  return { file, c: configFromGGUF(file) };
+}
+
+describe('config of every architecture, from its metadata alone', () => {
+  it('llama 3: NORM RoPE, rope_freqs, no scaling keys', async () => {
+    const { c } = await configOf('tiny-llama3');
+    expect(c).toMatchObject({
+      architecture: 'llama',
+      family: 'llama',
+      ropeMode: 'norm',
+      ropeBase: 500000,
+      hasRopeFreqs: true,
+      hasLongRopeFactors: false,
+      ropeFreqScale: 1,
+      ropeAttnFactor: 1,
+      qkNorm: false,
+      qkvBias: false,
+      fusedQkv: false,
+      slidingWindow: 0,
+      localLayers: [false, false],
+      embeddingScale: 1,
+      finalLogitSoftcap: 0,
+    });
+    expect(c.attentionScale).toBe(1 / Math.sqrt(32));
+  });
+
+  it('SmolLM2 and Mistral ride on llama: 9/3 heads of 64, tied; a sliding_window key is not read', async () => {
+    const { file, c } = await configOf('smollm2-135m', { nLayers: 1, vocabSize: 512, weightType: GGMLType.Q8_0 });
+    expect(c).toMatchObject({ architecture: 'llama', family: 'llama', dim: 576, nHeads: 9, nKvHeads: 3, headDim: 64, ffnDim: 1536, tiedOutput: true, ropeBase: 100000 });
+    const mistral = configFromGGUF(withMetadata(file, { 'llama.attention.sliding_window': 4096, 'llama.rope.freq_base': 1e6 }));
+    expect(mistral).toMatchObject({ slidingWindow: 0, localLayers: [false], ropeBase: 1e6 });
+  });
+
+  it('qwen3: NEOX RoPE, per-head Q/K norms, head size from key_length (64 where dim/heads is 32)', async () => {
+    const { c } = await configOf('tiny-qwen3');
+    expect(c).toMatchObject({ architecture: 'qwen3', family: 'llama', ropeMode: 'neox', qkNorm: true, qkvBias: false, headDim: 64, ropeDim: 64, dim: 128, nHeads: 4, tiedOutput: true });
+    expect(c.attentionScale).toBe(1 / 8);
+  });
+
+  it('qwen3 refuses a RoPE dimension other than its head size, as llama.cpp asserts', async () => {
+    const { file } = await configOf('tiny-qwen3');
+    expect(() => configFromGGUF(withMetadata(file, { 'qwen3.rope.dimension_count': 32 }))).toThrow(
+      expect.objectContaining({ code: 'bad-config', message: expect.stringMatching(/RoPE dimension 32 must equal the head size 64 for qwen3/) }),
+    );
+  });
+
+  it('gemma3: embedding scale, local layers by the pattern key, their RoPE base, linear scaling of global layers', async () => {
+    const { file, c } = await configOf('tiny-gemma3');
+    expect(c).toMatchObject({
+      architecture: 'gemma3',
+      family: 'gemma3',
+      ropeMode: 'neox',
+      qkNorm: true,
+      slidingWindow: 8,
+      localLayers: [true, true, false],
+      ropeBase: 1e6,
+      ropeBaseLocal: 10000, // no rope.freq_base_swa: llama.cpp's 10000
+      ropeFreqScale: 0.25,
+      finalLogitSoftcap: 0,
+    });
+    expect(c.embeddingScale).toBe(Math.fround(Math.sqrt(128)));
+    expect(c.attentionScale).toBe(1 / Math.sqrt(64));
+    expect(configFromGGUF(withMetadata(file, { 'gemma3.rope.freq_base_swa': 20000 })).ropeBaseLocal).toBe(20000);
+    // Per-layer pattern arrays (true: local) are read as they are.
+    expect(configFromGGUF(withMetadata(file, { 'gemma3.attention.sliding_window_pattern': [false, true, true] })).localLayers).toEqual([false, true, true]);
+    expect(() => configFromGGUF(withMetadata(file, { 'gemma3.attention.sliding_window_pattern': [true, false] }))).toThrow(/2 entries for 3 layers/);
+  });
+
+  it("gemma3 without a pattern key: llama.cpp's period 6 (every sixth layer global); without a window: no local layers, softcap read", async () => {
+    const { file } = await configOf('tiny-gemma3', { nLayers: 13 });
+    const six = configFromGGUF(withMetadata(file, { 'gemma3.attention.sliding_window_pattern': undefined }));
+    expect(six.localLayers.map((x, l) => (x ? -1 : l)).filter((l) => l >= 0)).toEqual([5, 11]);
+    const none = configFromGGUF(withMetadata(file, { 'gemma3.attention.sliding_window': undefined, 'gemma3.attention.sliding_window_pattern': undefined, 'gemma3.final_logit_softcapping': 30 }));
+    expect(none.localLayers.some(Boolean)).toBe(false);
+    expect(none.finalLogitSoftcap).toBe(30);
+    // With a window llama.cpp's graph does not softcap.
+    expect(configFromGGUF(withMetadata(file, { 'gemma3.final_logit_softcapping': 30 })).finalLogitSoftcap).toBe(0);
+  });
+
+  it("gemma3's 62-layer 27B scales scores by 1/sqrt(dim/heads), as llama.cpp does", async () => {
+    const { file } = await configOf('tiny-gemma3');
+    const big = configFromGGUF(withMetadata(file, { 'gemma3.block_count': 62 }));
+    expect(big.attentionScale).toBe(1 / Math.sqrt(128 / 4));
+    expect(big.localLayers).toHaveLength(62);
+  });
+
+  it('phi3: fused QKV, LongRoPE factors with their attention factor and original context; its sliding window is ignored', async () => {
+    const { c } = await configOf('tiny-phi3');
+    expect(c).toMatchObject({ architecture: 'phi3', family: 'phi3', ropeMode: 'neox', fusedQkv: true, hasLongRopeFactors: true, ropeOrigContext: 64, slidingWindow: 0, localLayers: [false, false] });
+    expect(c.ropeAttnFactor).toBeCloseTo(Math.sqrt(1 + Math.log(16) / Math.log(64)), 6);
+  });
+
+  it('reads rope.scaling: linear factors (and the old scale_linear key), none, and refuses YaRN', async () => {
+    const { file } = await configOf('tiny-qwen3');
+    expect(configFromGGUF(withMetadata(file, { 'qwen3.rope.scaling.type': 'linear', 'qwen3.rope.scaling.factor': 8 })).ropeFreqScale).toBe(1 / 8);
+    expect(configFromGGUF(withMetadata(file, { 'qwen3.rope.scale_linear': 2 })).ropeFreqScale).toBe(1 / 2);
+    expect(configFromGGUF(withMetadata(file, { 'qwen3.rope.scaling.type': 'none', 'qwen3.rope.scaling.factor': 8 })).ropeFreqScale).toBe(1);
+    expect(() => configFromGGUF(withMetadata(file, { 'qwen3.rope.scaling.type': 'yarn', 'qwen3.rope.scaling.factor': 4 }))).toThrow(
+      expect.objectContaining({ name: 'UnsupportedModelError', code: 'unsupported-rope-scaling', fields: { scaling: 'yarn' } }),
+    );
+  });
+
+  it('the real-shape presets parse with their published shapes', async () => {
+    const shapes = {
+      'qwen3-0.6b': { headDim: 128, nHeads: 16, nKvHeads: 8, dim: 1024, qkNorm: true },
+      'gemma-3-1b': { headDim: 256, nHeads: 4, nKvHeads: 1, dim: 1152, slidingWindow: 512 },
+      'phi-3-mini': { headDim: 96, nHeads: 32, nKvHeads: 32, dim: 3072, fusedQkv: true, ropeOrigContext: 4096 },
+    } as const;
+    for (const [name, want] of Object.entries(shapes)) {
+      // One layer, a small vocabulary: the shapes and keys are what is checked.
+      const { c } = await configOf(name as keyof typeof SYNTHETIC_PRESETS, { nLayers: 1, vocabSize: 300 });
+      expect(c, name).toMatchObject(want);
+    }
+  });
+});
+
+describe('tensor table of every architecture', () => {
+  const drop = (file: GGUFFile, name: string) => withTensors(file, (t) => (t.name === name ? undefined : t));
+  const missing = (file: GGUFFile, tensor: string, message: RegExp) =>
+    expect(() => resolveTensors(file, configFromGGUF(file))).toThrow(
+      expect.objectContaining({ name: 'UnsupportedModelError', code: 'missing-tensor', fields: { tensor }, message: expect.stringMatching(message) }),
+    );
+
+  it('names the missing tensor of each family', async () => {
+    missing(drop((await configOf('tiny-qwen3')).file, 'blk.1.attn_k_norm.weight'), 'blk.1.attn_k_norm.weight', /which qwen3 needs/);
+    missing(drop((await configOf('tiny-gemma3')).file, 'blk.2.post_ffw_norm.weight'), 'blk.2.post_ffw_norm.weight', /which gemma3 needs/);
+    missing(drop((await configOf('tiny-gemma3')).file, 'blk.0.post_attention_norm.weight'), 'blk.0.post_attention_norm.weight', /gemma3/);
+    missing(drop((await configOf('tiny-phi3')).file, 'rope_factors_short.weight'), 'rope_factors_short.weight', /which phi3 needs/);
+    missing(drop((await configOf('tiny-phi3')).file, 'blk.1.ffn_down.weight'), 'blk.1.ffn_down.weight', /phi3/);
+    // A layer without attn_qkv (layer 0 decides that Q/K/V are fused) names it.
+    missing(drop((await configOf('tiny-phi3')).file, 'blk.1.attn_qkv.weight'), 'blk.1.attn_qkv.weight', /phi3/);
+    // Without any fused QKV the separate matrices are required, and the message says either will do.
+    const { file } = await configOf('tiny-phi3');
+    missing(drop(drop(file, 'blk.0.attn_qkv.weight'), 'blk.1.attn_qkv.weight'), 'blk.0.attn_q.weight', /or a fused 'blk\.0\.attn_qkv\.weight'/);
+  });
+
+  it('checks the shapes of Q/K norms and fused matrices against the config', async () => {
+    const { file } = await configOf('tiny-gemma3');
+    const bad = withTensors(file, (t) => (t.name === 'blk.0.attn_q_norm.weight' ? { ...t, shape: [128] } : t));
+    expect(() => resolveTensors(bad, configFromGGUF(bad))).toThrow(
+      expect.objectContaining({ code: 'bad-shape', fields: { tensor: 'blk.0.attn_q_norm.weight', shape: '128', expected: '64' } }),
+    );
+    const phi = (await configOf('tiny-phi3')).file;
+    const fused = withTensors(phi, (t) => (t.name === 'blk.0.ffn_up.weight' ? { ...t, shape: [128, 256] } : t));
+    expect(() => resolveTensors(fused, configFromGGUF(fused))).toThrow(expect.objectContaining({ code: 'bad-shape', fields: { tensor: 'blk.0.ffn_up.weight', shape: '128x256', expected: '128x512' } }));
+  });
+
+  it('resolves what each family reads: gemma3 its norms, phi3 its LongRoPE factors and fused QKV, and no other family\'s roles', async () => {
+    const g = resolveTensors((await configOf('tiny-gemma3')).file, (await configOf('tiny-gemma3')).c);
+    expect(g.family).toBe('gemma3');
+    const gemma = familyTensors(g, 'gemma3');
+    expect(gemma.layers[2].ffnPostNorm.shape).toEqual([128]);
+    expect(gemma.layers[0].qNorm?.shape).toEqual([64]);
+    const p = await configOf('tiny-phi3');
+    const phi = familyTensors(resolveTensors(p.file, p.c), 'phi3');
+    expect(phi.ropeFactorsLong?.shape).toEqual([16]);
+    expect(phi.layers[0].wqkv?.shape).toEqual([128, 256]);
+    expect(phi.layers[0].wq).toBeUndefined();
+    expect(() => familyTensors(g, 'llama')).toThrow(expect.objectContaining({ code: 'bad-family' }));
+  });
+
+  it('splits fused matrices by rows at load: the CPU reference of phi3 equals one with Q, K and V apart', async () => {
+    // The same weights written separately (llama.cpp reads either form for phi3).
+    const bytes = makeSyntheticModel(tiny('tiny-phi3'));
+    const file = await parse(bytes);
+    const tensors: GGUFWriteTensor[] = [];
+    for (const t of file.tensors) {
+      const data = bytes.subarray(t.offset, t.offset + t.byteLength);
+      const rowBytes = tensorByteLength(t.type, t.shape[0]);
+      const rows = (name: string, from: number, n: number) => ({ name, shape: [t.shape[0], n], type: t.type, data: data.subarray(from * rowBytes, (from + n) * rowBytes) });
+      if (t.name.endsWith('attn_qkv.weight')) {
+        const p = t.name.replace('attn_qkv.weight', '');
+        tensors.push(rows(`${p}attn_q.weight`, 0, 128), rows(`${p}attn_k.weight`, 128, 64), rows(`${p}attn_v.weight`, 192, 64));
+      } else tensors.push({ name: t.name, shape: t.shape, type: t.type, data });
+    }
+    const apart = writeGGUF({ metadata: metadataFromFile(file), tensors });
+    const a = await CpuModel.load(new MemorySource(bytes), undefined, 64);
+    const b = await CpuModel.load(new MemorySource(apart), undefined, 64);
+    expect(a.config.fusedQkv).toBe(true);
+    expect(b.config.fusedQkv).toBe(false);
+    const prompt = [1, 300, 301, 302, 310];
+    expect(b.forward(prompt)).toEqual(a.forward(prompt));
+  });
+});
+
