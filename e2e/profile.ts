@@ -51,6 +51,32 @@ export function indexedDbFiles(profileDir: string): string {
   return out.join(', ');
 }
 
+/**
+ * The MANIFEST number of the origin's IndexedDB LevelDB in the profile (from its CURRENT file), or
+ * undefined when there is none yet. LevelDB moves to a higher number every time it is opened, and
+ * starts at 1 only when it is created: a number that drops back to 1 means the browser created the
+ * backing store afresh, discarding what it held (Chromium does this when it finds it corrupt).
+ */
+export function leveldbManifestNumber(profileDir: string): number | undefined {
+  const root = join(profileDir, 'Default', 'IndexedDB');
+  let dirs: string[];
+  try {
+    dirs = readdirSync(root).filter((d) => d.endsWith('.indexeddb.leveldb'));
+  } catch {
+    return undefined;
+  }
+  let highest: number | undefined;
+  for (const d of dirs) {
+    try {
+      const m = /MANIFEST-(\d+)/.exec(readFileSync(join(root, d, 'CURRENT'), 'utf8'));
+      if (m) highest = Math.max(highest ?? 0, Number(m[1]));
+    } catch {
+      // no CURRENT yet
+    }
+  }
+  return highest;
+}
+
 /** Loads stories260K into the page's client and resolves with the model's description. */
 export function loadModel(page: Page): Promise<ModelInfo> {
   return page.evaluate(async (url) => {
@@ -270,6 +296,8 @@ async function groupGone(pgid: number): Promise<void> {
   }
 }
 
+const STORAGE_LINE = /indexed_?db|leveldb|corrupt|backing.?store/i;
+
 /** A Chromium this process started on a profile directory, driven over CDP. */
 export interface OwnChromium {
   browser: Browser;
@@ -277,6 +305,8 @@ export interface OwnChromium {
   context: BrowserContext;
   /** SIGKILLs the browser's whole process group and waits for the browser process to exit. */
   kill(): Promise<void>;
+  /** What the browser logged about its storage (IndexedDB, LevelDB, corruption) on stderr. */
+  storageLog(): string[];
 }
 
 /**
@@ -286,16 +316,21 @@ export interface OwnChromium {
 export async function startChromium(profileDir: string): Promise<OwnChromium> {
   const child: ChildProcess = spawn(
     chromiumPath,
-    [...chromiumArgs, '--headless=new', '--remote-debugging-port=0', `--user-data-dir=${profileDir}`, 'about:blank'],
+    // Logging to stderr so that what the browser says about its storage (a backing store it found
+    // corrupt and deleted, say) can explain a lost document.
+    [...chromiumArgs, '--headless=new', '--remote-debugging-port=0', `--user-data-dir=${profileDir}`, '--enable-logging=stderr', '--vmodule=*indexed_db*=1', 'about:blank'],
     { detached: true, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
+  const storage: string[] = [];
   const wsEndpoint = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`Chromium printed no DevTools address within 30 s; its stderr ends: ${stderr.slice(-2000)}`)), 30_000);
     // stderr is read to the end, not only up to the address: a full pipe would block Chromium.
     child.stderr?.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-8000);
+      const text = d.toString();
+      for (const line of text.split('\n')) if (STORAGE_LINE.test(line) && storage.length < 200) storage.push(line.trim().slice(0, 400));
+      stderr = (stderr + text).slice(-8000);
       const m = /DevTools listening on (ws:\/\/\S+)/.exec(stderr);
       if (m) {
         clearTimeout(timer);
@@ -333,5 +368,6 @@ export async function startChromium(profileDir: string): Promise<OwnChromium> {
       // then. The next start must find the profile as a rebooted machine would: nobody left.
       if (child.pid !== undefined) await groupGone(child.pid);
     },
+    storageLog: () => [...storage],
   };
 }
