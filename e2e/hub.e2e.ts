@@ -4,8 +4,9 @@
 // asks the server for no byte of the weights; an ETag change downloads that file again; remove
 // empties the cache. Then: a cancelled download, a browser SIGKILLed mid-download, and a storage
 // quota too small for the model leave no cache entry, and the last one still loads (uncached,
-// with a warning).
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+// with a warning); and a 384 MiB write streams through Cache Storage in bounded memory.
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromiumPath } from '../scripts/setup.mjs';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { GenerationResult, LoadOptions, ModelInfo } from '../src/engine/types.ts';
 import type { CachedModelFile } from '../src/hub/model-cache.ts';
@@ -16,7 +17,7 @@ import { makeSyntheticModel, SYNTHETIC_PRESETS } from '../src/model/synthetic.ts
 import { FileServer } from '../test/helpers/file-server.ts';
 import { missingShared, sharedFile } from '../test/helpers/shared.ts';
 import { readFileSync } from 'node:fs';
-import { launchChromium, openPage, until } from './browser.ts';
+import { chromiumArgs, launchChromium, openPage, until } from './browser.ts';
 import { explain, startChromium, tempDir, type OwnChromium } from './profile.ts';
 
 const baseURL = inject('baseURL');
@@ -233,6 +234,74 @@ describe('models from a URL, cached in the browser', () => {
     expect(info.warnings?.join(' '), what).toMatch(/was not cached \(.*quota/i);
     expect((await greedy(page, 'the', 4)).tokens).toHaveLength(4);
     expect((await listModels(page)).map((e) => e.url)).not.toContain(url);
+  }, 300_000);
+});
+
+describe('the Cache Storage model cache', () => {
+  // A profile on disk, as a user's browser has (a fresh Playwright context keeps its storage in memory).
+  const profile = tempDir('hub-stream');
+  let context: BrowserContext;
+  beforeAll(async () => {
+    context = await chromium.launchPersistentContext(profile.dir, { executablePath: chromiumPath, headless: true, args: chromiumArgs });
+  });
+  afterAll(async () => {
+    await context?.close();
+    profile.remove();
+  });
+
+  it('writes a 384 MiB file as it streams, without holding it in memory, and reads it back by ranges', async () => {
+    const MiB = 1 << 20;
+    const n = 384;
+    const page = await context.newPage();
+    await page.goto(baseURL);
+    const cdp = await context.newCDPSession(page);
+    // The renderer's JS heap and ArrayBuffer backing stores, sampled while the page writes.
+    const heap = async (): Promise<number> => {
+      const u = (await cdp.send('Runtime.getHeapUsage')) as { usedSize: number; backingStorageSize?: number };
+      return u.usedSize + (u.backingStorageSize ?? 0);
+    };
+    await cdp.send('HeapProfiler.collectGarbage');
+    const base = await heap();
+    let peak = base;
+    let writing = true;
+    const sampler = (async () => {
+      while (writing) {
+        peak = Math.max(peak, await heap());
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const result = await page
+      .evaluate(
+        async ({ n, MiB }) => {
+          // The module as Vite serves it to the page (a plain import() here would be rewritten for Node).
+          const importInPage = new Function('u', 'return import(u)') as (u: string) => Promise<typeof import('../src/hub/cache-storage.ts')>;
+          const { CacheStorageModelCache } = await importInPage('/src/hub/cache-storage.ts');
+          const cache = new CacheStorageModelCache('chunklm-stream-test');
+          const url = 'https://example.test/big.gguf';
+          // Each MiB is filled with its index, so a read shows which MiB it came from.
+          const body = async function* () {
+            for (let i = 0; i < n; i++) yield new Uint8Array(MiB).fill(i & 255);
+          };
+          await cache.write({ url, bytes: n * MiB }, body());
+          const opened = await cache.open(url);
+          const reads: number[] = [];
+          for (const i of [0, 1, 200, n - 1]) reads.push((await opened!.source.read(i * MiB + 12345, 4))[3]);
+          const listed = await cache.list();
+          await caches.delete('chunklm-stream-test');
+          return { size: opened!.source.size, reads, listed: listed.map((e) => e.bytes) };
+        },
+        { n, MiB },
+      )
+      .finally(() => (writing = false));
+    await sampler;
+    console.log(`cache-storage write of ${n} MiB: renderer heap + array buffers ${((peak - base) / MiB).toFixed(1)} MiB above the start at peak`);
+    expect(result.size).toBe(n * MiB);
+    expect(result.reads).toEqual([0, 1, 200, (n - 1) & 255]);
+    expect(result.listed).toEqual([n * MiB]);
+    // Garbage collection runs when it likes, so some spent chunks may still count; a write that
+    // held the file would show all of it.
+    expect(peak - base, 'memory the write held at its peak').toBeLessThan((n / 2) * MiB);
+    await page.close();
   }, 300_000);
 });
 
