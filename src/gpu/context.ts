@@ -66,6 +66,8 @@ export class GpuContext {
   readonly arena: UniformArena;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private lost: GPUDeviceLostInfo | undefined;
+  private liveBytes = 0;
+  private peakBytes = 0;
 
   constructor(
     readonly device: GPUDevice,
@@ -128,7 +130,30 @@ export class GpuContext {
       });
     }
     // Sizes are padded to 16 bytes so vectorized loads never step past the end.
-    return this.device.createBuffer({ label, size: Math.max(16, Math.ceil(size / 16) * 16), usage });
+    const bytes = Math.max(16, Math.ceil(size / 16) * 16);
+    const buffer = this.device.createBuffer({ label, size: bytes, usage });
+    // Every buffer the project makes goes through here, so live and peak bytes are counted here:
+    // destroy() (called on the buffer itself, anywhere) gives its bytes back once.
+    this.liveBytes += bytes;
+    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    const destroy = buffer.destroy.bind(buffer);
+    let live = true;
+    buffer.destroy = () => {
+      if (live) this.liveBytes -= bytes;
+      live = false;
+      destroy();
+    };
+    return buffer;
+  }
+
+  /** GPU bytes of the buffers made through createBuffer and not destroyed, and the most there were at once. */
+  memory(): { liveBytes: number; peakBytes: number } {
+    return { liveBytes: this.liveBytes, peakBytes: this.peakBytes };
+  }
+
+  /** Starts a new peak from what is live now (say, before a model loads). */
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
   }
 
   bindGroup(pipeline: GPUComputePipeline, resources: (GPUBufferBinding | GPUBuffer)[], label?: string): GPUBindGroup {
