@@ -239,6 +239,8 @@ export class Engine {
       info.name,
       String(file.fileSize),
       ...file.tensors.map((t) => `${t.name}:${t.type}:${t.shape.join('x')}`),
+      // LongRoPE's factors follow the runtime context, and every layer's KV after the first follows them.
+      ...(config.hasLongRopeFactors ? [`rope-factors:${maxContext > config.ropeOrigContext ? 'long' : 'short'}`] : []),
     ]);
     const cache = new ChunkCache(model, {
       modelFingerprint: fingerprint,
