@@ -170,8 +170,12 @@ function pooledMatrix(type: GGMLType, rows: number, cols: number, pool: Uint8Arr
   return out;
 }
 
-/** A small SentencePiece-style vocabulary: control tokens, the 256 byte tokens, then pieces. */
-function syntheticVocab(size: number): Record<string, GGUFTypedValue> {
+/**
+ * A small SentencePiece-style vocabulary: control tokens, the 256 byte tokens, then pieces; `tail`
+ * control tokens take the last ids (phi3: llama.cpp looks `<|endoftext|>` up by its text when the
+ * model's name says Phi-3, as real Phi-3 vocabularies have it).
+ */
+function syntheticVocab(size: number, tail: readonly string[] = []): Record<string, GGUFTypedValue> {
   const tokens = ['<unk>', '<s>', '</s>'];
   const types = [2, 3, 3];
   for (let b = 0; b < 256; b++) {
@@ -186,6 +190,13 @@ function syntheticVocab(size: number): Record<string, GGUFTypedValue> {
     tokens.push(i < pieces.length ? pieces[i] : `<extra_${i}>`);
     types.push(i < pieces.length ? 1 : 5);
   }
+  tail.forEach((t, i) => {
+    const id = size - tail.length + i;
+    if (id >= 259) {
+      tokens[id] = t;
+      types[id] = 3;
+    }
+  });
   const scores = new Float32Array(tokens.length).map((_, i) => (i < 259 ? 0 : -(i - 259)));
   return {
     'tokenizer.ggml.model': gguf.string('llama'),
@@ -303,7 +314,7 @@ export function syntheticLongRope(ropeDim: number, original: number, context: nu
 export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   const a = spec.architecture;
   // Only the tokenizer keys of a vocab GGUF: its general.* and {arch}.* keys describe another model.
-  const vocabMeta = spec.vocab ? tokenizerKeys(spec.vocab) : syntheticVocab(spec.vocabSize);
+  const vocabMeta = spec.vocab ? tokenizerKeys(spec.vocab) : syntheticVocab(spec.vocabSize, a === 'phi3' ? ['<|endoftext|>'] : []);
   const vocabSize = spec.vocab ? vocabCount(spec.vocab) : spec.vocabSize;
   checkSpec(spec, vocabSize);
   const { dim, nHeads, nKvHeads, headDim, ffnDim } = spec;

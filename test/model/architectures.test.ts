@@ -120,6 +120,10 @@ describe('synthetic models of every architecture', () => {
     expect(m['phi3.rope.scaling.attn_factor']).toBeCloseTo(Math.sqrt(1 + Math.log(16) / Math.log(64)), 6);
     expect(m['phi3.rope.scaling.original_context_length']).toBe(64);
     expect(m['phi3.attention.sliding_window']).toBe(32);
+    // llama.cpp looks this control token up by its text for a model named Phi-3.
+    const tokens = m['tokenizer.ggml.tokens'] as string[];
+    expect(tokens[319]).toBe('<|endoftext|>');
+    expect((m['tokenizer.ggml.token_type'] as Int32Array)[319]).toBe(3);
     const lr = syntheticLongRope(96, 4096, 131072);
     expect(lr.attnFactor).toBeCloseTo(1.1902380714238083, 9); // Phi-3-mini-128k's published value
   });
