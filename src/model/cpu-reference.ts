@@ -1,12 +1,13 @@
 // The CPU reference forward pass: the oracle every GPU result is checked against. Plain loops on
-// weights dequantized to f32, every dot product summed in f64, written to be read top to bottom
-// like llama2.c. Keys are cached BEFORE RoPE and rotated by their position for attention, like the
+// weights dequantized to f32, every dot product summed in f64. Each token runs its family's CPU
+// program (src/model/families/, written to be read top to bottom like llama2.c); this class owns the
+// sequence, the KV cache, the RoPE tables and attention (windows included). Keys are cached BEFORE RoPE and rotated by their position for attention, like the
 // GPU pages (a rotated copy of each key is made once when it is written, not at every read, which
 // gives the same f32 values); rotating a key by its own position is exactly what standard RoPE does
 // at store time, so the results are the same (tests check this against a rotate-then-store cache).
 // It is slow by design (one token at a time, no SIMD): meant for models up to ~10M parameters.
 import { InvalidRequestError, KVCacheError } from '../errors.ts';
-import { dequantize, type GGMLType } from '../gguf/quant.ts';
+import { dequantize } from '../gguf/quant.ts';
 import { parseGGUF, readTensorBytes, type GGUFFile } from '../gguf/reader.ts';
 import type { ByteSource } from '../gguf/source.ts';
 import { configFromGGUF, type ModelConfig } from './config.ts';
@@ -78,10 +79,9 @@ export class CpuModel {
     const f = file ?? (await parseGGUF(source));
     const config = configFromGGUF(f);
     const t = resolveTensors(f, config);
-    const toF32 = (_label: string, type: GGMLType, bytes: Uint8Array, n: number) => dequantize(type, bytes, n);
     const loaded = await loadTensors(t, config, (info) => readTensorBytes(source, info), {
-      matrix: (label, type, bytes, rows, cols) => toF32(label, type, bytes, rows * cols),
-      vector: toF32,
+      matrix: (_label, type, bytes, rows, cols) => dequantize(type, bytes, rows * cols),
+      vector: (_label, type, bytes, n) => dequantize(type, bytes, n),
     });
     const positions = Math.min(maxPos ?? 2048, config.contextLength);
     return new CpuModel(config, loaded, positions);
