@@ -6,6 +6,7 @@ import { parseGGUF, type GGUFFile } from '../../src/gguf/reader.ts';
 import { MemorySource } from '../../src/gguf/source.ts';
 import { metadataFromFile, writeGGUF, type GGUFWriteTensor } from '../../src/gguf/writer.ts';
 import { configFromGGUF } from '../../src/model/config.ts';
+import { attnlinkIndices, cpuComputeChunk, cpuPrefillLinked } from '../../src/model/cpu-link.ts';
 import { CpuModel } from '../../src/model/cpu-reference.ts';
 import { llama3RopeFactors, makeSyntheticModel, SYNTHETIC_PRESETS, syntheticLongRope, type SyntheticSpec } from '../../src/model/synthetic.ts';
 import { familyTensors, resolveTensors } from '../../src/model/tensors.ts';
@@ -332,3 +333,21 @@ describe('tensor table of every architecture', () => {
   });
 });
 
+
+describe('chunk linking on the CPU reference of every architecture', () => {
+  for (const name of ['tiny-llama3', 'tiny-qwen3', 'tiny-gemma3', 'tiny-phi3'] as const) {
+    it(`${name}: recomputing every chunk token equals the full forward pass; naive reuse does not`, async () => {
+      const model = await CpuModel.load(new MemorySource(makeSyntheticModel(tiny(name))), undefined, 64);
+      const prefix = [1, 300];
+      const a = Array.from({ length: 12 }, (_, i) => 260 + ((i * 7) % 50));
+      const b = Array.from({ length: 10 }, (_, i) => 270 + ((i * 5) % 40));
+      const q = [280, 281, 282];
+      const full = model.forwardAll([...prefix, ...a, ...b, ...q]).slice(-q.length);
+      const chunks = [cpuComputeChunk(model, a), cpuComputeChunk(model, b)];
+      const all = cpuPrefillLinked(model, { prefix, chunks, question: q, recompute: attnlinkIndices(chunks, 100) });
+      all.forEach((row, i) => expect(Math.max(...row.map((v, j) => Math.abs(v - full[i][j])))).toBeLessThan(1e-4));
+      const naive = cpuPrefillLinked(model, { prefix, chunks, question: q, recompute: [[], []] });
+      expect(Math.max(...naive[0].map((v, j) => Math.abs(v - full[0][j])))).toBeGreaterThan(1e-3);
+    });
+  }
+});
