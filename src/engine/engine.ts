@@ -207,8 +207,11 @@ export class Engine {
     const { file, source } = isOpenedGGUF(bytes) ? bytes : await openGGUF(bytes as ByteSource | readonly ByteSource[], { signal: opts.signal });
     const config = configFromGGUF(file);
     const tokenizer = createTokenizer(file.metadata);
-    this.checkFit(file, opts);
+    const footprint = this.checkFit(file, opts);
     const { maxContext, kvBudgetTokens, kvDtype } = loadPlan(config, opts);
+    // The peak counts from what is live now (the arena, another engine's buffers on this device).
+    const before = this.ctx.memory().liveBytes;
+    this.ctx.resetPeak();
     const model = await GpuModel.load(this.ctx, source, file, config, {
       maxContext,
       kvBudgetTokens,
@@ -233,6 +236,12 @@ export class Engine {
       features: { shaderF16: this.opts.features.shaderF16, subgroups: this.opts.features.subgroups },
       kvDtype,
       kvBudgetTokens: model.kv.capacityTokens,
+      gpuMemory: {
+        weightBytes: footprint.weightBytes,
+        kvBytes: footprint.kvBytes,
+        activationBytes: footprint.activationBytes,
+        peakBytes: this.ctx.memory().peakBytes - before,
+      },
     };
     const fingerprint = fingerprintFromParts([
       config.architecture,

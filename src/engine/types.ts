@@ -67,6 +67,12 @@ export interface ModelInfo {
   files?: ModelFileInfo[];
   /** What went wrong without failing the load (the model cache refused a write, the server could not be reached). */
   warnings?: string[];
+  /**
+   * GPU memory of this model, in bytes: as planned from the header (weights in their packed parts,
+   * the KV pool, activations), and `peakBytes`, the most that buffers made by the load held at once
+   * (counted as they were created; a device may round each allocation up further).
+   */
+  gpuMemory: { weightBytes: number; kvBytes: number; activationBytes: number; peakBytes: number };
 }
 
 export interface ChatMessage {

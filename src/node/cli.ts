@@ -700,7 +700,8 @@ async function withEngine(
     if (!opts.json) {
       process.stderr.write(
         `[chunklm] ${info.name} (${info.architecture}, ${info.nLayers} layers, dim ${info.dim}, ${info.weightType}, ` +
-          `${formatBytes(info.weightBytes)}) on ${adapterInfo}\n`,
+          `${formatBytes(info.weightBytes)}) on ${adapterInfo}; GPU memory peak ${formatBytes(info.gpuMemory.peakBytes)} ` +
+          `(weights ${formatBytes(info.gpuMemory.weightBytes)}, KV ${formatBytes(info.gpuMemory.kvBytes)}, activations ${formatBytes(info.gpuMemory.activationBytes)})\n`,
       );
     }
     try {

@@ -390,7 +390,7 @@ function errorCode(err: Error): string {
 }
 
 function describeModel(m: ModelInfo): string {
-  return `${m.name} (${m.architecture}, ${m.nLayers} layers, dim ${m.dim}, ${m.weightType}, ${formatBytes(m.weightBytes)}) on ${m.adapter}`;
+  return `${m.name} (${m.architecture}, ${m.nLayers} layers, dim ${m.dim}, ${m.weightType}, ${formatBytes(m.weightBytes)}; GPU memory peak ${formatBytes(m.gpuMemory.peakBytes)}) on ${m.adapter}`;
 }
 
 /** " (from the browser's model cache)", " (downloaded, now cached)" or "" for a local file. */

@@ -61,8 +61,9 @@ describe('fit check', () => {
         allocated.push({ label, size: b.size });
         return b;
       };
+      let info;
       try {
-        await e.load(new MemorySource(bytes), opts);
+        info = await e.load(new MemorySource(bytes), opts);
       } finally {
         e.ctx.createBuffer = create;
       }
@@ -72,6 +73,10 @@ describe('fit check', () => {
       expect(fp.kvTokens).toBe(208);
       const kv = allocated.filter((a) => a.label.startsWith('kv-')).reduce((s, a) => s + a.size, 0);
       expect(fp.kvBytes).toBe(kv);
+      // The load reports the plan and its measured peak: every planned buffer is live at its end.
+      expect(info.gpuMemory).toMatchObject({ weightBytes: fp.weightBytes, kvBytes: fp.kvBytes, activationBytes: fp.activationBytes });
+      expect(info.gpuMemory.peakBytes).toBeGreaterThanOrEqual(fp.totalBytes);
+      expect(info.gpuMemory.peakBytes).toBeLessThanOrEqual(allocated.reduce((s, a) => s + a.size, 0));
       e.unload();
     });
   }

@@ -39,6 +39,7 @@ const fakeInfo: ModelInfo = {
   features: { shaderF16: false, subgroups: false },
   kvDtype: 'f16',
   kvBudgetTokens: 512,
+  gpuMemory: { weightBytes: 0, kvBytes: 0, activationBytes: 0, peakBytes: 0 },
 };
 
 /** Emits token ids 10, 11, 12, ... (text "a", "b", ...) one every `stepMs`, honouring the signal like the real engine. */

@@ -56,6 +56,7 @@ class ReadingEngine implements EngineLike {
       features: { shaderF16: false, subgroups: false },
       kvDtype: 'f16',
       kvBudgetTokens: 128,
+      gpuMemory: { weightBytes: 0, kvBytes: 0, activationBytes: 0, peakBytes: 0 },
     };
   }
 
