@@ -44,6 +44,8 @@ export interface Tokenizer {
   readonly eotIds: Set<number>;
   /** Whether the model expects BOS at the start of a prompt. */
   readonly addBos: boolean;
+  /** What loading changed in the vocabulary, one sentence each (tokens retyped as control, as llama.cpp does); usually empty. */
+  readonly notices: readonly string[];
   encode(text: string, opts?: EncodeOptions): number[];
   decode(ids: readonly number[], opts?: DecodeOptions): string;
   /** The token's text as the vocabulary stores it (U+2581 for spaces, GPT-2 byte characters, `<0x0A>`, ...). */
@@ -81,6 +83,9 @@ class GGUFTokenizer implements Tokenizer {
   }
   get eosId(): number {
     return this.vocab.eosId;
+  }
+  get notices(): readonly string[] {
+    return this.vocab.notices;
   }
   get addBos(): boolean {
     return this.vocab.addBos && this.vocab.bosId >= 0;

@@ -36,20 +36,48 @@ const attrOfType: Record<number, number> = {
   [TokenType.byte]: Attr.byte,
 };
 
-/** Tokens that end a turn, found by text because converters rarely write an eot id (llama.cpp's list). */
+/**
+ * Texts of tokens that end generation, as llama.cpp's llama_vocab::load lists them: converters
+ * rarely write an id for each, so llama.cpp finds them by text.
+ */
 const EOG_TEXTS = new Set([
   '<|eot_id|>',
   '<|im_end|>',
   '<|end|>',
+  '<|return|>',
+  '<|call|>',
+  '<|flush|>',
+  '<|calls|>',
   '<end_of_turn>',
   '<|endoftext|>',
+  '</s>',
   '<|eom_id|>',
   '<EOT>',
   '_<EOT>',
+  '[EOT]',
+  '[EOS]',
   '<|end_of_text|>',
   '<end_of_utterance>',
+  '<eos>',
+  '<turn|>',
+  '<|tool_response>',
   '<｜end▁of▁sentence｜>',
+  '[e~[',
 ]);
+
+/**
+ * Fill-in-the-middle tokens llama.cpp finds by text when the metadata names no id for them (the
+ * first key is the current one, the second the deprecated one). Padding, repository and file
+ * separators also end generation.
+ */
+const FIM_TOKENS: readonly { keys: readonly string[]; texts: readonly string[]; endsGeneration: boolean }[] = [
+  { keys: ['tokenizer.ggml.fim_pre_token_id', 'tokenizer.ggml.prefix_token_id'], texts: ['<|fim_prefix|>', '<fim-prefix>', '<fim_prefix>', '<｜fim▁begin｜>', '<PRE>', '▁<PRE>', '<|code_prefix|>', '<|prefix|>'], endsGeneration: false },
+  { keys: ['tokenizer.ggml.fim_suf_token_id', 'tokenizer.ggml.suffix_token_id'], texts: ['<|fim_suffix|>', '<fim-suffix>', '<fim_suffix>', '<｜fim▁hole｜>', '<SUF>', '▁<SUF>', '<|code_suffix|>', '<|suffix|>'], endsGeneration: false },
+  { keys: ['tokenizer.ggml.fim_mid_token_id', 'tokenizer.ggml.middle_token_id'], texts: ['<|fim_middle|>', '<fim-middle>', '<fim_middle>', '<｜fim▁end｜>', '<MID>', '▁<MID>', '<|code_middle|>', '<|middle|>'], endsGeneration: false },
+  { keys: ['tokenizer.ggml.fim_pad_token_id'], texts: ['<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '[PAD]'], endsGeneration: true },
+  { keys: ['tokenizer.ggml.fim_rep_token_id'], texts: ['<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>'], endsGeneration: true },
+  { keys: ['tokenizer.ggml.fim_sep_token_id'], texts: ['<|file_sep|>'], endsGeneration: true },
+];
 
 export type VocabKind = 'spm' | 'bpe';
 
@@ -76,6 +104,12 @@ export interface Vocab {
   addSpacePrefix: boolean;
   /** Ids of control, user-defined and unknown tokens, longest text first: the order they are split out of the input. */
   specialIds: number[];
+  /**
+   * Tokens the vocabulary types as something else (often user-defined) whose text marks them as
+   * end-of-generation or fill-in-the-middle tokens: they are made control tokens, as llama.cpp does,
+   * so plain text never turns into them. One sentence per token, for a caller to show.
+   */
+  notices: string[];
 }
 
 type Meta = Readonly<Record<string, unknown>>;
@@ -211,14 +245,29 @@ export function loadVocab(meta: Meta): Vocab {
   const addBos = optBool(meta, 'tokenizer.ggml.add_bos_token') ?? bosDefault;
   const addSpacePrefix = optBool(meta, 'tokenizer.ggml.add_space_prefix') ?? kind === 'spm';
 
-  // End-of-generation tokens, found by text; llama.cpp also makes them control tokens so that
-  // they are never produced from plain text.
+  // End-of-generation and fill-in-the-middle tokens found by text. A text that names such a token
+  // should never turn into it unless special tokens are parsed, so llama.cpp adds the control type
+  // to any of them the vocabulary types otherwise (a user-defined `</s>` or `<|end|>`), with a
+  // warning: so does this.
+  const notices: string[] = [];
+  const makeControl = (id: number): void => {
+    if (attrs[id] & Attr.control) return;
+    attrs[id] |= Attr.control;
+    notices.push(`token ${id} ${JSON.stringify(tokens[id])} looks like a control token but the vocabulary does not type it so; it is treated as one, as llama.cpp does`);
+  };
   const eogIds = new Set<number>();
   for (let i = 0; i < n; i++) {
     if (EOG_TEXTS.has(tokens[i])) {
       eogIds.add(i);
-      attrs[i] |= Attr.control;
+      makeControl(i);
     }
+  }
+  for (const fim of FIM_TOKENS) {
+    const given = fim.keys.map((k) => optInt(meta, k)).find((id) => id !== undefined && id >= 0 && id < n);
+    const id = given ?? fim.texts.map((t) => tokenToId.get(t)).find((i) => i !== undefined);
+    if (id === undefined) continue;
+    if (given === undefined) makeControl(id);
+    if (fim.endsGeneration) eogIds.add(id);
   }
   for (const id of [eosId, eotId, eomId]) if (id >= 0) eogIds.add(id);
 
@@ -238,6 +287,6 @@ export function loadVocab(meta: Meta): Vocab {
     for (const text of ['<unk>', '<s>', '<|endoftext|>']) set(text, false);
   }
 
-  return { kind, pre, tokens, tokenToId, scores, attrs, mergeRanks, bosId, eosId, unkId, eogIds, addBos, addSpacePrefix, specialIds };
+  return { kind, pre, tokens, tokenToId, scores, attrs, mergeRanks, bosId, eosId, unkId, eogIds, addBos, addSpacePrefix, specialIds, notices };
 }
 

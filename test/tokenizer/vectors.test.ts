@@ -91,6 +91,23 @@ describe.skipIf(!sharedFile('vocab/ggml-vocab-phi-3.gguf'))('phi-3 specifics', (
     expect(tok.tokenText(32007)).toBe('<|end|>');
   });
 
+  it('reads a user-defined </s> as a control token, as llama.cpp does: end-of-generation text encodes literally without parseSpecial', async () => {
+    const tok = await load('phi-3');
+    // The vocabulary types </s> (id 2) user-defined and <|end|> (32007) control; both end generation.
+    expect(tok.notices).toEqual([expect.stringContaining('token 2 "</s>"')]);
+    expect(tok.eotIds.has(2)).toBe(true);
+    for (const [text, id] of [['</s>', 2], ['<|end|>', 32007]] as const) {
+      const literal = tok.encode(text);
+      expect(literal).not.toContain(id);
+      expect(literal.length).toBeGreaterThan(1);
+      expect(tok.decode(literal)).toBe(text);
+      expect(tok.encode(text, { parseSpecial: true })).toEqual([id]);
+    }
+    // llama.cpp's ids for the same texts (llama_tokenize, parse_special false).
+    expect(tok.encode('</s>')).toEqual([1533, 29879, 29958]);
+    expect(tok.encode('<|end|>')).toEqual([529, 29989, 355, 29989, 29958]);
+  });
+
   it('strips the whitespace after its chat markers, as llama.cpp does for Phi-3', async () => {
     const tok = await load('phi-3');
     const ids = tok.encode('<|user|>\nHi<|end|>\n<|assistant|>\n', { parseSpecial: true });
@@ -109,6 +126,17 @@ describe.skipIf(!sharedFile('vocab/ggml-vocab-deepseek-coder.gguf'))('deepseek-c
     expect(tok.encode(bos)).not.toContain(32013);
     expect(tok.encode(bos, { parseSpecial: true })).toEqual([32013]);
     expect(tok.decode([32013, ...tok.encode('x')], { skipSpecial: true })).toBe('x');
+  });
+
+  it('reads its user-defined fill-in-the-middle tokens as control tokens, as llama.cpp does', async () => {
+    const tok = await load('deepseek-coder');
+    const fim = [['<｜fim▁begin｜>', 32016], ['<｜fim▁hole｜>', 32015], ['<｜fim▁end｜>', 32017]] as const;
+    expect(tok.notices).toHaveLength(3);
+    for (const [text, id] of fim) {
+      expect(tok.encode(`a${text}b`)).not.toContain(id);
+      expect(tok.encode(`a${text}b`, { parseSpecial: true })).toContain(id);
+      expect(tok.eotIds.has(id)).toBe(false);
+    }
   });
 });
 
