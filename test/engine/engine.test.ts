@@ -180,7 +180,7 @@ describe('engine load errors', () => {
     const file = await parseGGUF(new MemorySource(bytes));
     const meta = metadataFromFile(file, { omit: ['general.architecture'] });
     const renamed = writeGGUF({
-      metadata: { ...meta, 'general.architecture': gguf.string('phi3') },
+      metadata: { ...meta, 'general.architecture': gguf.string('mamba') },
       tensors: [{ name: 'token_embd.weight', shape: [64, 300], type: GGMLType.F32, data: new Uint8Array(64 * 300 * 4) }],
     });
     const engine = new Engine(ctx.device, { shaders: ctx.shaders, features: ctx.features });
