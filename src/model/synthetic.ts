@@ -3,6 +3,7 @@
 import { InvalidRequestError } from '../errors.ts';
 import { seededRandom } from '../random.ts';
 import { f16ToF32, f32ToF16, GGMLType, ggmlTypeInfo, ggmlTypeName, quantize, tensorByteLength } from '../gguf/quant.ts';
+import { q4KMTensorType } from './quant-recipe.ts';
 import { gguf, writeGGUF, type GGUFTypedValue, type GGUFWriteTensor } from '../gguf/writer.ts';
 
 /** The architectures synthetic models are written for, each with the keys and tensors llama.cpp loads. */
@@ -34,6 +35,12 @@ export interface SyntheticSpec {
    * 32, or 256 for the K-quants.
    */
   weightType: number;
+  /**
+   * The per-tensor types llama-quantize gives a file of this type (src/model/quant-recipe.ts)
+   * instead of `weightType` everywhere: 'Q4_K_M' is Q4_K with Q6_K for the output head and some
+   * attn_v / ffn_down, and Q5_0 / Q8_0 wherever a row is not whole super-blocks.
+   */
+  recipe?: 'Q4_K_M';
   tiedOutput?: boolean;
   ropeBase?: number;
   seed: number;
@@ -253,7 +260,8 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
   if (!WEIGHT_TYPES.includes(spec.weightType)) {
     bad(`weightType ${ggmlTypeName(spec.weightType)} is not one of ${WEIGHT_TYPES.map(ggmlTypeName).join(', ')}`);
   }
-  const block = ggmlTypeInfo(spec.weightType).blockSize;
+  // A recipe picks a type per tensor that fits its rows (falling back as llama-quantize does).
+  const block = spec.recipe ? 1 : ggmlTypeInfo(spec.weightType).blockSize;
   const unit = block === 256 ? 'K-quant super-blocks of 256 values' : `blocks of ${block} values`;
   for (const [k, v] of Object.entries({ dim, ffnDim, 'nHeads*headDim': nHeads * headDim })) {
     if (v % block !== 0) bad(`${k} = ${v} must be a multiple of ${block}: ${ggmlTypeName(spec.weightType)} rows are whole ${unit}`);
@@ -322,20 +330,26 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   const next = rng(spec.seed);
   const tensors: GGUFWriteTensor[] = [];
   // Matrices have shape [cols, rows] in ggml order: rows = out features, cols = in features.
-  const blockQuantized = ggmlTypeInfo(type).blockSize > 1;
-  let pool: Uint8Array | undefined; // POOL_VALUES quantized values of std 1, made on first use
-  const scaledPools = new Map<number, Uint8Array>(); // by std: a model uses only a few
+  const recipe = { nLayers: spec.nLayers, hasOutput: !spec.tiedOutput };
+  const typeOf = (name: string, cols: number): GGMLType => (spec.recipe ? q4KMTensorType(name, cols, recipe) : type);
+  const pools = new Map<GGMLType, Uint8Array>(); // per type: POOL_VALUES quantized values of std 1, made on first use
+  const scaledPools = new Map<string, Uint8Array>(); // by type and std: a model uses only a few
   const matrix = (name: string, cols: number, rows: number, std = 1 / Math.sqrt(cols)) => {
     let data: Uint8Array;
-    if (blockQuantized && rows * cols > POOL_THRESHOLD) {
-      pool ??= quantize(type, fillRandom(new Float32Array(POOL_VALUES), 1, next));
-      let scaled = scaledPools.get(std);
-      if (!scaled) scaledPools.set(std, (scaled = scalePool(type, pool, std)));
-      data = pooledMatrix(type, rows, cols, scaled, next);
+    if (ggmlTypeInfo(t).blockSize > 1 && rows * cols > POOL_THRESHOLD) {
+      let pool = pools.get(t);
+      if (!pool) pools.set(t, (pool = quantize(t, fillRandom(new Float32Array(POOL_VALUES), 1, next))));
+      let scaled = scaledPools.get(`${t}:${std}`);
+      if (!scaled) scaledPools.set(`${t}:${std}`, (scaled = scalePool(t, pool, std)));
+      data = pooledMatrix(t, rows, cols, scaled, next);
     } else {
-      data = randomMatrix(type, rows, cols, std, next);
+      data = randomMatrix(t, rows, cols, std, next);
     }
-    tensors.push({ name, shape: [cols, rows], type, data });
+    tensors.push({ name, shape: [cols, rows], type: t, data });
+  };
+  const matrixOf = (name: string, cols: number, rows: number, values: Float32Array) => {
+    const t = typeOf(name, cols);
+    tensors.push({ name, shape: [cols, rows], type: t, data: quantize(t, values) });
   };
   const vector = (name: string, n: number, std: number, mean: number) => {
     const values = fillRandom(new Float32Array(n), std, next, mean);
@@ -362,6 +376,7 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
       matrix(`${p}.attn_q.weight`, dim, qDim);
       matrix(`${p}.attn_k.weight`, dim, kvDim);
       matrix(`${p}.attn_v.weight`, dim, kvDim);
+    const t = typeOf(name, cols);
     }
     if (a === 'qwen2') {
       vector(`${p}.attn_q.bias`, qDim, 0.1, 0);

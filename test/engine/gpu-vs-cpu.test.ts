@@ -82,6 +82,9 @@ const cases: [string, SyntheticSpec, number][] = [
   ['llama GQA 4, head 64, Q5_K', { ...base, dim: 256, nHeads: 4, nKvHeads: 1, headDim: 64, ffnDim: 512, weightType: GGMLType.Q5_K }, 2e-4],
   ['qwen2 GQA 2, head 64, Q6_K, biases, tied', { ...base, architecture: 'qwen2', dim: 256, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 512, weightType: GGMLType.Q6_K, tiedOutput: true }, 2e-4],
   ['llama GQA 2, head 64, Q5_1, tied', { ...base, dim: 192, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 320, weightType: GGMLType.Q5_1, tiedOutput: true }, 2e-4],
+  // llama-quantize's Q4_K_M mix on rows of 384 (not whole super-blocks) and 512: Q5_0 and Q8_0
+  // fallbacks beside Q4_K and Q6_K, as in a downloaded Qwen2.5-0.5B Q4_K_M file.
+  ['qwen2 Q4_K_M mix (Q5_0, Q8_0, Q4_K, Q6_K), biases, tied', { ...base, architecture: 'qwen2', dim: 384, nHeads: 6, nKvHeads: 2, headDim: 64, ffnDim: 512, weightType: GGMLType.Q4_K, recipe: 'Q4_K_M', tiedOutput: true }, 2e-4],
   ['llama GQA 2, head 64, BF16, tied', { ...base, dim: 192, nHeads: 4, nKvHeads: 2, headDim: 64, ffnDim: 264, weightType: GGMLType.BF16, tiedOutput: true }, 2e-4],
 ];
 

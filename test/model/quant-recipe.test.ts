@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { GGMLType, ggmlTypeName } from '../../src/gguf/quant.ts';
+import { parseGGUF } from '../../src/gguf/reader.ts';
+import { MemorySource } from '../../src/gguf/source.ts';
 import { q4KMTensorType, useMoreBits } from '../../src/model/quant-recipe.ts';
+import { makeSyntheticModel } from '../../src/model/synthetic.ts';
 
 const name = (t: GGMLType) => ggmlTypeName(t);
 
@@ -36,5 +39,18 @@ describe("llama.cpp's Q4_K_M recipe", () => {
     expect(name(q4KMTensorType('blk.2.attn_qkv.weight', 2048, ctx))).toBe('Q5_K');
     // A row of 48 values holds neither 256- nor 32-value blocks: F16.
     expect(name(q4KMTensorType('blk.2.attn_q.weight', 48, ctx))).toBe('F16');
+  });
+
+  it('synthetic models follow the recipe tensor by tensor', async () => {
+    const bytes = makeSyntheticModel({ architecture: 'qwen2', nLayers: 2, dim: 384, nHeads: 6, nKvHeads: 2, headDim: 64, ffnDim: 512, vocabSize: 320, contextLength: 256, weightType: GGMLType.Q4_K, recipe: 'Q4_K_M', tiedOutput: true, seed: 3 });
+    const file = await parseGGUF(new MemorySource(bytes));
+    const types = Object.fromEntries(file.tensors.filter((t) => t.shape.length === 2).map((t) => [t.name, name(t.type)]));
+    expect(types['token_embd.weight']).toBe('Q8_0');
+    expect(types['blk.0.attn_q.weight']).toBe('Q5_0');
+    expect(types['blk.0.attn_v.weight']).toBe('Q5_0');
+    expect(types['blk.1.attn_v.weight']).toBe('Q8_0');
+    expect(types['blk.0.ffn_down.weight']).toBe('Q4_K');
+    expect(types['blk.1.ffn_down.weight']).toBe('Q6_K');
+    for (const t of file.tensors.filter((t) => t.shape.length === 2)) expect(name(t.type)).toBe(name(q4KMTensorType(t.name, t.shape[0], { nLayers: 2, hasOutput: false })));
   });
 });
