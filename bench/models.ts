@@ -73,11 +73,11 @@ export interface EngineSetup {
  * The GGUF of a synthetic preset in .cache/bench, written on first use. The name carries a hash of
  * the spec and of synthetic.ts, so a changed generator writes a new file instead of reusing a stale one.
  */
-export function syntheticModelPath(preset: SyntheticPreset, weightType: number, log: (s: string) => void): { path: string; synthesizeS?: number } {
-  const spec = { ...SYNTHETIC_PRESETS[preset], weightType };
+export function syntheticModelPath(preset: SyntheticPreset, weightType: number, log: (s: string) => void, recipe?: 'Q4_K_M'): { path: string; synthesizeS?: number } {
+  const spec = { ...SYNTHETIC_PRESETS[preset], weightType, ...(recipe ? { recipe } : {}) };
   const generator = readFileSync(join(projectRoot, 'src/model/synthetic.ts'), 'utf8');
   const hash = createHash('sha256').update(JSON.stringify(spec)).update(generator).digest('hex').slice(0, 10);
-  const path = join(cacheDir, `${preset}-${ggmlTypeName(weightType).toLowerCase()}-${hash}.gguf`);
+  const path = join(cacheDir, `${preset}-${(recipe ?? ggmlTypeName(weightType)).toLowerCase()}-${hash}.gguf`);
   if (existsSync(path)) return { path };
   log(`  writing ${relative(projectRoot, path)} (once; later runs reuse it)`);
   const t0 = performance.now();
