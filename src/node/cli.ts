@@ -404,7 +404,10 @@ async function generateCommand(args: string[]): Promise<number> {
   const { values, numbers } = parse(args, generateFlags);
   if (values.help) return printHelp([sections.generate]);
   const model = required(values.model, '--model');
-  const prompt = required(values.prompt, '--prompt');
+  // An empty prompt given on purpose is a prompt (generation starts from BOS alone, as in
+  // llama.cpp); only a missing flag is refused.
+  if (values.prompt === undefined) throw usageError('--prompt is required (--prompt "" starts from BOS alone)');
+  const prompt = values.prompt;
   const docs = values.doc ?? [];
   const asked = values['ask-docs'] !== undefined ? askedDocuments(values['ask-docs']) : undefined;
   const documentsRequest = docs.length > 0 || asked !== undefined;
@@ -806,7 +809,9 @@ async function tokenizeCommand(args: string[]): Promise<number> {
     const { UrlSource } = await import('../gguf/source.ts');
     const bytes = local?.bytes ?? (await Promise.all(splitPartNames(model).map((u) => UrlSource.open(u))));
     const { file } = await openGGUF(bytes);
-    tokens = createTokenizer(file.metadata).encode(text, { addBos: values['add-bos'] === true, parseSpecial: values['parse-special'] === true });
+    const tokenizer = createTokenizer(file.metadata);
+    for (const notice of tokenizer.notices) process.stderr.write(`[chunklm] note: ${notice}\n`);
+    tokens = tokenizer.encode(text, { addBos: values['add-bos'] === true, parseSpecial: values['parse-special'] === true });
   } finally {
     await local?.close();
   }

@@ -1,6 +1,6 @@
-// WebGPU on Node through Dawn (the `webgpu` package). On a machine without a GPU driver it
-// finds SwiftShader (Debian's chromium ships it) by itself; otherwise it says what is missing.
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+// WebGPU on Node through Dawn (the `webgpu` package). On a machine without a GPU it goes straight
+// to SwiftShader (Debian's chromium ships it); otherwise it says what is missing.
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPUError } from '../errors.ts';
@@ -11,6 +11,47 @@ const icdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/sha
 
 function hasSystemVulkanDriver(): boolean {
   return icdDirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json')));
+}
+
+/** The system's Vulkan driver manifests, less the software rasterizers (lavapipe, SwiftShader). */
+function hardwareIcds(): string[] {
+  return icdDirs
+    .filter((d) => existsSync(d))
+    .flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.json') && !/lvp|swiftshader/i.test(f)).map((f) => join(d, f)));
+}
+
+/**
+ * Whether the machine has a GPU a Vulkan driver could drive: a DRM render node (Mesa, AMD, Intel,
+ * NVIDIA's open module), NVIDIA's proprietary device, or WSL's GPU bridge. Without one, the system's
+ * Vulkan drivers can only be software ones (Mesa's lavapipe, which Dawn rejects with a warning
+ * carrying a C++ source line) or hardware drivers that find nothing.
+ */
+function hasGpuDevice(): boolean {
+  try {
+    if (readdirSync('/dev/dri').some((f) => f.startsWith('renderD'))) return true;
+  } catch {
+    // no /dev/dri
+  }
+  return ['/dev/nvidia0', '/dev/dxg'].some((p) => existsSync(p));
+}
+
+/**
+ * Vulkan drivers (SwiftShader and Mesa's alike) print "XDG_RUNTIME_DIR is invalid or not set" while
+ * they start when it is unset (headless servers, CI), so `--json` output would not stay clean: they
+ * get a private empty folder, removed as soon as the device exists (they look at it only while they
+ * start), or at exit if the process ends first. Returns the remover (a no-op when none was made).
+ */
+function privateRuntimeDir(): () => void {
+  if (process.env.XDG_RUNTIME_DIR || process.platform !== 'linux') return () => {};
+  const dir = mkdtempSync(join(tmpdir(), 'chunklm-xdg-'));
+  process.env.XDG_RUNTIME_DIR = dir;
+  const remove = (): void => {
+    process.off('exit', remove);
+    if (process.env.XDG_RUNTIME_DIR === dir) delete process.env.XDG_RUNTIME_DIR;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', remove);
+  return remove;
 }
 
 export interface NodeDevice {
@@ -27,11 +68,6 @@ type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknow
 const liveInstances: GPU[] = [];
 
 export async function acquireNodeDevice(opts: GpuContextOptions = {}): Promise<NodeDevice> {
-  // The Vulkan loader complains on stderr when XDG_RUNTIME_DIR is unset (headless servers, CI);
-  // give it a private directory so `--json` output stays clean.
-  if (!process.env.XDG_RUNTIME_DIR && process.platform === 'linux') {
-    process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'chunklm-xdg-'));
-  }
   let dawn: DawnModule;
   try {
     dawn = (await import('webgpu')) as unknown as DawnModule;
@@ -41,18 +77,28 @@ export async function acquireNodeDevice(opts: GpuContextOptions = {}): Promise<N
   Object.assign(globalThis, dawn.globals);
   const explicit = Boolean(process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES);
   const swiftIcd = swiftShaderIcds.find((p) => existsSync(p));
-  // Without a GPU driver, go straight to SwiftShader; with one, try it first and fall back to
-  // SwiftShader when it offers no usable adapter (e.g. a software Vulkan driver Dawn rejects).
-  if (!explicit && process.platform === 'linux' && !hasSystemVulkanDriver() && swiftIcd) process.env.VK_ICD_FILENAMES = swiftIcd;
-  let adapter = await requestAdapter(dawn);
-  if (!adapter && !explicit && swiftIcd && process.env.VK_ICD_FILENAMES !== swiftIcd) {
-    process.env.VK_ICD_FILENAMES = swiftIcd;
-    adapter = await requestAdapter(dawn);
+  // Without a GPU (or a driver for one), SwiftShader is the adapter there will be: it is asked for
+  // alone, so no other driver starts and prints anything. With a GPU, the hardware drivers are tried
+  // first (without lavapipe, which Dawn would reject aloud) and SwiftShader only when they offer no
+  // usable adapter.
+  const hardware = !explicit && process.platform === 'linux' && hasGpuDevice() ? hardwareIcds() : [];
+  const swiftShaderOnly = !explicit && process.platform === 'linux' && swiftIcd !== undefined && hardware.length === 0;
+  if (swiftShaderOnly) process.env.VK_ICD_FILENAMES = swiftIcd;
+  else if (hardware.length > 0) process.env.VK_ICD_FILENAMES = hardware.join(':');
+  const removeRuntimeDir = privateRuntimeDir();
+  try {
+    let adapter = await requestAdapter(dawn);
+    if (!adapter && !explicit && swiftIcd && process.env.VK_ICD_FILENAMES !== swiftIcd) {
+      process.env.VK_ICD_FILENAMES = swiftIcd;
+      adapter = await requestAdapter(dawn);
+    }
+    if (!adapter) throw new GPUError('no-adapter', `no WebGPU adapter found. ${missingHint()}`);
+    const isSwiftShader = Boolean(process.env.VK_ICD_FILENAMES?.includes('swiftshader'));
+    const { device, features } = await requestChunklmDevice(adapter, opts);
+    return { device, adapterInfo: describeAdapter(adapter.info) + (isSwiftShader ? ' (SwiftShader)' : ''), features, isSwiftShader };
+  } finally {
+    removeRuntimeDir();
   }
-  if (!adapter) throw new GPUError('no-adapter', `no WebGPU adapter found. ${missingHint()}`);
-  const isSwiftShader = Boolean(process.env.VK_ICD_FILENAMES?.includes('swiftshader'));
-  const { device, features } = await requestChunklmDevice(adapter, opts);
-  return { device, adapterInfo: describeAdapter(adapter.info) + (isSwiftShader ? ' (SwiftShader)' : ''), features, isSwiftShader };
 }
 
 async function requestAdapter(dawn: DawnModule): Promise<GPUAdapter | null> {

@@ -1,8 +1,9 @@
 // The `chunklm` command line, spawned the way a user runs it (node bin/chunklm.mjs ...):
 // argument errors, exit statuses, tokenizer vectors, and a real generation on stories260K.
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missingShared, projectRoot, sharedFile } from '../helpers/shared.ts';
 
@@ -12,19 +13,26 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], timeoutMs = 60_000): Promise<Run> {
+/** `env` replaces the environment; `onOutput` sees the child (to signal it) and its output so far. */
+function cli(args: string[], timeoutMs = 60_000, opts: { env?: NodeJS.ProcessEnv; onOutput?: (child: ChildProcess, run: Run) => void } = {}): Promise<Run> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [resolve(projectRoot, 'bin/chunklm.mjs'), ...args], {
       cwd: projectRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: timeoutMs,
+      ...(opts.env ? { env: opts.env } : {}),
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const run: Run = { code: null, stdout: '', stderr: '' };
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      run.stdout += d;
+      opts.onOutput?.(child, run);
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      run.stderr += d;
+      opts.onOutput?.(child, run);
+    });
     child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
+    child.on('close', (code) => done({ ...run, code }));
   });
 }
 
@@ -115,5 +123,78 @@ describe.skipIf(!stories)(`chunklm generate (${stories ? 'stories260K on Dawn' :
     expect(plain.code).toBe(0);
     expect(plain.stdout).toBe(`${out.text as string}\n`);
     expect(plain.stderr).toMatch(/prompt tokens, \d+ generated \((length|eos)\); TTFT [\d.]+ ms/);
+  });
+});
+
+describe.skipIf(!stories)(`chunklm generate, as a new user runs it (${stories ? 'stories260K on Dawn' : missingShared('models/stories260K.gguf')})`, () => {
+  /**
+   * The user's environment as a fresh shell has it: no Vulkan driver chosen (the test runner picks
+   * SwiftShader for its own GPU tests), no XDG_RUNTIME_DIR, and a temp folder of the test's own
+   * so that whatever a run leaves there is seen.
+   */
+  function userEnv(extra: NodeJS.ProcessEnv = {}): { env: NodeJS.ProcessEnv; tmp: string; leftovers: () => string[] } {
+    const tmp = mkdtempSync(join(tmpdir(), 'chunklm-cli-tmp-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, ...extra };
+    for (const key of ['XDG_RUNTIME_DIR', 'VK_ICD_FILENAMES', 'VK_DRIVER_FILES']) if (!(key in extra)) delete env[key];
+    return { env, tmp, leftovers: () => readdirSync(tmp).filter((f) => f.startsWith('chunklm-')) };
+  }
+
+  it('--prompt "" generates from BOS alone, as llama.cpp does', async () => {
+    const r = await cli(['generate', '--model', stories as string, '--prompt', '', '--max-tokens', '6', '--json'], 120_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { promptTokens: number[]; tokens: number[]; text: string; finishReason: string };
+    expect(out.promptTokens).toEqual([1]);
+    if (out.finishReason === 'length') expect(out.tokens).toHaveLength(6);
+    expect(out.text.length).toBeGreaterThan(0);
+  });
+
+  it("stderr holds only chunklm's own lines (no Dawn or driver warnings), and no chunklm-xdg-* folder is left", async () => {
+    const { env, tmp, leftovers } = userEnv();
+    try {
+      const r = await cli(['generate', '--model', stories as string, '--prompt', 'Once upon a time', '--max-tokens', '4'], 120_000, { env });
+      expect(r.code).toBe(0);
+      const foreign = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('[chunklm] '));
+      expect(foreign).toEqual([]);
+      expect(leftovers()).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('a run that fails to find an adapter (a Vulkan driver file that does not exist) leaves no folder either', async () => {
+    const { env, tmp, leftovers } = userEnv({ VK_ICD_FILENAMES: join(tmpdir(), 'chunklm-no-such-driver.json') });
+    try {
+      const r = await cli(['generate', '--model', stories as string, '--prompt', 'Hi', '--max-tokens', '2'], 120_000, { env });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('error: GPUError: no WebGPU adapter found');
+      expect(leftovers()).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('Ctrl-C in the middle of a generation ends the run and leaves no folder', async () => {
+    // An explicit driver, so the private XDG_RUNTIME_DIR is made (a run without one skips it).
+    const { env, tmp, leftovers } = userEnv({ VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json' });
+    try {
+      let signalled = false;
+      const r = await cli(['generate', '--model', stories as string, '--prompt', 'Once upon a time', '--max-tokens', '2000'], 120_000, {
+        env,
+        onOutput: (child, run) => {
+          // The first generated text: the model is loaded and decoding.
+          if (!signalled && run.stdout.length > 0) {
+            signalled = true;
+            child.kill('SIGINT');
+          }
+        },
+      });
+      expect(signalled).toBe(true);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/generated \(aborted\)/);
+      expect(leftovers()).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
