@@ -66,6 +66,17 @@ export interface SyntheticSpec {
   longRopeOriginalContext?: number;
   /** gemma3: `final_logit_softcapping` (llama.cpp applies it to models without a sliding window). */
   finalLogitSoftcap?: number;
+  /**
+   * Decisive greedy decoding, for comparing runtimes token by token (untied heads only). A random
+   * head gives Gaussian logits, whose top two of a few hundred differ by only ~0.3 standard
+   * deviations on average, so rounding differences between runtimes often swap them. With this
+   * option each token t gets a successor (a seeded permutation of the vocabulary) whose head row
+   * also points along t's embedding, and embeddings get RMS 1 (as large as a layer's output) so
+   * they keep a share of the last residual stream: the successor's logit gains about
+   * `successorLead` standard deviations of the random logits times that share (the cosine between
+   * the embedding and the stream). The layers still decide wherever they pull the stream away.
+   */
+  successorLead?: number;
 }
 
 const base = { contextLength: 4096, seed: 1, weightType: GGMLType.Q4_0 };
@@ -256,6 +267,7 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
   if (spec.llama3Rope && a !== 'llama') bad(`llama3Rope is Llama 3's RoPE scaling; ${a} does not read rope_freqs`);
   if (spec.longRopeOriginalContext !== undefined && a !== 'phi3') bad(`LongRoPE factors are read by phi3 only, not ${a}`);
   if (spec.slidingWindowPattern !== undefined && (a !== 'gemma3' || !spec.slidingWindow)) bad('slidingWindowPattern needs a gemma3 model with a slidingWindow');
+  if (spec.successorLead !== undefined && (spec.tiedOutput || !(spec.successorLead > 0))) bad('successorLead needs an untied output head and a positive lead');
   if (a === 'phi3' && nHeads * headDim !== dim) bad(`phi3's attention output is (dim, dim): nHeads*headDim = ${nHeads * headDim} must equal dim ${dim}`);
   if (!WEIGHT_TYPES.includes(spec.weightType)) {
     bad(`weightType ${ggmlTypeName(spec.weightType)} is not one of ${WEIGHT_TYPES.map(ggmlTypeName).join(', ')}`);
@@ -306,6 +318,30 @@ export function syntheticLongRope(ropeDim: number, original: number, context: nu
 }
 
 /**
+ * The output head of `successorLead`: random rows of logit std `logitStd` on a unit-RMS input, plus,
+ * in the row of each token t's successor, `lead`·logitStd/√dim times t's unit embedding direction.
+ * An input of RMS 1 (norm √dim) at cosine ρ with t's embedding adds lead·logitStd·ρ to that logit.
+ */
+function successorHead(embd: Float32Array, vocabSize: number, dim: number, logitStd: number, lead: number, next: () => number): Float32Array {
+  const head = fillRandom(new Float32Array(vocabSize * dim), logitStd / Math.sqrt(dim), next); // (vocab, dim)
+  const successor = Array.from({ length: vocabSize }, (_, i) => i);
+  for (let i = vocabSize - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [successor[i], successor[j]] = [successor[j], successor[i]];
+  }
+  for (let t = 0; t < vocabSize; t++) {
+    const e = embd.subarray(t * dim, (t + 1) * dim);
+    let norm = 0;
+    for (let i = 0; i < dim; i++) norm += e[i] * e[i];
+    norm = Math.sqrt(norm);
+    const row = head.subarray(successor[t] * dim, (successor[t] + 1) * dim);
+    const k = (lead * logitStd) / Math.sqrt(dim) / norm;
+    for (let i = 0; i < dim; i++) row[i] += k * e[i];
+  }
+  return head;
+}
+
+/**
  * Writes a GGUF file (as bytes) holding a random-weight model of the given shape.
  *
  * Scales: matrices have std 1/√fan_in so every projection keeps unit scale; the two residual
@@ -335,6 +371,7 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   const pools = new Map<GGMLType, Uint8Array>(); // per type: POOL_VALUES quantized values of std 1, made on first use
   const scaledPools = new Map<string, Uint8Array>(); // by type and std: a model uses only a few
   const matrix = (name: string, cols: number, rows: number, std = 1 / Math.sqrt(cols)) => {
+    const t = typeOf(name, cols);
     let data: Uint8Array;
     if (ggmlTypeInfo(t).blockSize > 1 && rows * cols > POOL_THRESHOLD) {
       let pool = pools.get(t);
@@ -360,11 +397,16 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
   // tied head the embedding left in the stream adds about embdStd·√dim·logitStd/rms(x) < 1 to the
   // current token's own logit; with unit embeddings that term is ~√dim and every step repeats it.
   const embdStd = 0.1 / Math.sqrt(dim);
-  matrix('token_embd.weight', dim, vocabSize, embdStd);
+  const lead = spec.successorLead;
+  // successorLead: embeddings of RMS 1 in the stream (gemma3 multiplies them by √dim on input).
+  const embd = lead ? fillRandom(new Float32Array(vocabSize * dim), a === 'gemma3' ? 1 / Math.sqrt(dim) : 1, next) : undefined; // (vocab, dim)
+  if (embd) matrixOf('token_embd.weight', dim, vocabSize, embd);
+  else matrix('token_embd.weight', dim, vocabSize, embdStd);
   // Tied: logits = token_embd · (norm(x) * w), whose std is embdStd·√dim·w, so w ≈ 30.
   const outNormMean = spec.tiedOutput ? logitStd / (embdStd * Math.sqrt(dim)) : 1;
   vector('output_norm.weight', dim, 0.1 * outNormMean, outNormMean);
-  if (!spec.tiedOutput) matrix('output.weight', dim, vocabSize, logitStd / Math.sqrt(dim));
+  if (embd && lead) matrixOf('output.weight', dim, vocabSize, successorHead(embd, vocabSize, dim, logitStd, lead, next));
+  else if (!spec.tiedOutput) matrix('output.weight', dim, vocabSize, logitStd / Math.sqrt(dim));
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
   for (let l = 0; l < spec.nLayers; l++) {
@@ -376,7 +418,6 @@ export function makeSyntheticModel(spec: SyntheticSpec): Uint8Array {
       matrix(`${p}.attn_q.weight`, dim, qDim);
       matrix(`${p}.attn_k.weight`, dim, kvDim);
       matrix(`${p}.attn_v.weight`, dim, kvDim);
-    const t = typeOf(name, cols);
     }
     if (a === 'qwen2') {
       vector(`${p}.attn_q.bias`, qDim, 0.1, 0);
