@@ -345,3 +345,50 @@ describe('a browser killed during a download', () => {
     expect((await listModels(page)).find((e) => e.url === url)?.bytes).toBe(bytes.length);
   }, 300_000);
 });
+
+describe('a Qwen2.5-0.5B-shaped Q4_K_M model from a URL (profile on disk)', () => {
+  let server: FileServer;
+  let chrome: OwnChromium | undefined;
+  const profile = tempDir('hub-q4km');
+  beforeAll(async () => {
+    server = await FileServer.start();
+  });
+  afterAll(async () => {
+    await chrome?.kill();
+    await server?.close();
+    profile.remove();
+  });
+
+  // The shape of Qwen2.5-0.5B (24 layers, dim 896, 14/2 heads, vocab 151936, tied head) with the
+  // per-tensor types llama-quantize gives its Q4_K_M file: Q5_0 and Q8_0 where rows of 896 are not
+  // whole super-blocks, Q4_K / Q6_K in ffn_down. Split in two parts as the Hub's large files are.
+  // A profile on disk: Chromium's in-memory profiles refuse cache entries this large.
+  it('downloads in parts, loads and generates; after a browser restart it loads from Cache Storage with no request for its bytes', async () => {
+    const bytes = makeSyntheticModel({ ...SYNTHETIC_PRESETS['qwen2.5-0.5b'], weightType: GGMLType.Q4_K, recipe: 'Q4_K_M', seed: 31 });
+    const served = await serveSynthetic(server, 'chunklm/qwen2.5-0.5b-shaped', 'qwen2.5-0.5b-shaped-Q4_K_M', bytes, 2);
+    const prefix = served.paths[0].slice(0, served.paths[0].lastIndexOf('/') + 1);
+
+    chrome = await startChromium(profile.dir);
+    const first = await openPage(chrome.context, baseURL);
+    const info = await load(first.page, served.url, { maxContext: 256 });
+    expect(sources(info), `first load${explain(first.problems)}`).toEqual(['download', 'download']);
+    expect(info.weightType).toBe('Q5_0'); // the type holding the most bytes of this mix
+    expect(info.gpuMemory.peakBytes).toBeGreaterThanOrEqual(info.gpuMemory.weightBytes);
+    const answer = await greedy(first.page, 'the quick brown fox', 4);
+    expect(answer.tokens.length, explain(first.problems)).toBe(4);
+    expect(first.problems, 'console errors').toEqual([]);
+    await chrome.kill();
+
+    chrome = await startChromium(profile.dir);
+    const { page, problems } = await openPage(chrome.context, baseURL);
+    const gets = server.gets(prefix).length;
+    const again = await load(page, served.url, { maxContext: 256 });
+    expect(sources(again), `after the restart${explain(problems)}`).toEqual(['cache', 'cache']);
+    expect(
+      server.gets(prefix).slice(gets).map((r) => `${r.path} ${r.range ?? ''}`),
+      'requests for the weights after the restart',
+    ).toEqual([]);
+    expect((await greedy(page, 'the quick brown fox', 4)).tokens, 'the cached model answers as the downloaded one did').toEqual(answer.tokens);
+    expect(problems, 'console errors').toEqual([]);
+  }, 900_000);
+});
