@@ -58,7 +58,10 @@ export function ensureNodeModules() {
   const oracle = join(projectRoot, 'oracle');
   if (!installedAsLocked(oracle)) {
     log('oracle/node_modules is missing or out of date: installing the test oracles (no install scripts, no GPU builds)');
-    if (run(npm, ['ci', '--ignore-scripts', '--omit=optional', '--no-audit', '--no-fund'], { cwd: oracle }) !== 0) return false;
+    // `npm install` from the lock rather than `npm ci`: node-llama-cpp names optional builds for
+    // platforms it did not publish at this version, which npm leaves out of the lock and `npm ci`
+    // then reports as missing. The lock still fixes every version installed.
+    if (run(npm, ['install', '--ignore-scripts', '--omit=optional', '--no-audit', '--no-fund'], { cwd: oracle }) !== 0) return false;
   }
   return true;
 }

@@ -20,7 +20,7 @@ export function ggmlOracleMissing(): string | undefined {
   if (absent.length > 0) {
     return (
       `the ggml oracle is not installed (missing ${absent.join(', ')}): run \`npm test\`, which installs it, ` +
-      'or `cd oracle && npm ci --ignore-scripts --omit=optional`'
+      'or `cd oracle && npm install --ignore-scripts --omit=optional`'
     );
   }
   return undefined;

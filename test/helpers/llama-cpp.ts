@@ -17,7 +17,7 @@ const prebuilt = resolve(oracleModules, '@node-llama-cpp/linux-x64');
 
 /** Why llama.cpp cannot run here (for `describe.skipIf`), or undefined when it can. */
 export function llamaCppMissing(): string | undefined {
-  const install = 'run npm test once, or: (cd oracle && npm ci --ignore-scripts --omit=optional)';
+  const install = 'run npm test once, or: (cd oracle && npm install --ignore-scripts --omit=optional)';
   if (!existsSync(entry)) return `needs llama.cpp from ${oracleModules}/node-llama-cpp, which is absent, so this suite is skipped; ${install}`;
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     return `needs llama.cpp's prebuilt CPU binary, which oracle/ installs for linux-x64 only (this is ${process.platform}-${process.arch}), so this suite is skipped`;
