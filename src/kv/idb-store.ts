@@ -32,6 +32,8 @@ interface OwnStore {
   use: UseStore;
   /** Opens the database now, so that open() reports an unusable IndexedDB at once. */
   ready(): Promise<void>;
+  /** Whether this store's connection created the database (it did not exist before). */
+  created(): boolean;
   close(): void;
 }
 
@@ -72,7 +74,7 @@ function toStorageError(err: unknown, what: string, bytes?: number): StorageErro
   return new StorageError('store-unavailable', `IndexedDB failed to ${what}: ${name}: ${errorMessage(err)}`, { domException: name }, { cause: err });
 }
 
-function openDatabase(dbName: string, storeName: string): Promise<IDBDatabase> {
+function openDatabase(dbName: string, storeName: string, onCreated?: () => void): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
     const fail = (detail: string, err?: unknown): void =>
       reject(
@@ -91,8 +93,9 @@ function openDatabase(dbName: string, storeName: string): Promise<IDBDatabase> {
       return;
     }
     let settled = false;
-    request.onupgradeneeded = () => {
+    request.onupgradeneeded = (event) => {
       const db = request.result;
+      if (event.oldVersion === 0) onCreated?.();
       if (!db.objectStoreNames.contains(storeName)) db.createObjectStore(storeName);
     };
     request.onsuccess = () => {
@@ -130,11 +133,14 @@ function openDatabase(dbName: string, storeName: string): Promise<IDBDatabase> {
 function ownStore(dbName: string, storeName: string, durability: IDBTransactionDurability): OwnStore {
   let dbp: Promise<IDBDatabase> | undefined;
   let closed = false;
+  let created = false;
 
   const getDB = (): Promise<IDBDatabase> => {
     if (closed) return Promise.reject(new StorageError('store-unavailable', `the IndexedDB store '${dbName}' was closed`));
     if (dbp) return dbp;
-    const p = openDatabase(dbName, storeName);
+    const p = openDatabase(dbName, storeName, () => {
+      created = true;
+    });
     dbp = p;
     p.then(
       (db) => {
@@ -200,6 +206,7 @@ function ownStore(dbName: string, storeName: string, durability: IDBTransactionD
     ready: async () => {
       await getDB();
     },
+    created: () => created,
     close: () => {
       closed = true;
       dbp?.then(
@@ -223,6 +230,9 @@ function isStoreChange(value: unknown): value is StoreChange {
   return typeof c.kind === 'string' && Array.isArray(c.ids);
 }
 
+/** The Cache Storage cache holding the marker that this origin has held documents (see IdbStore.noticeReset). */
+export const RESET_MARKER_CACHE = 'chunklm-store-marker';
+
 /** Waits before the retries of an open that failed for a reason that can pass (see IdbStore.open). */
 const OPEN_RETRY_DELAYS_MS = [250, 1000, 2500];
 const TRANSIENT_OPEN_ERRORS = new Set(['UnknownError', 'AbortError', 'InvalidStateError']);
@@ -235,8 +245,18 @@ export class IdbStore implements PersistentStore {
   private readonly listeners = new Set<(change: StoreChange) => void>();
   private corrupt = 0;
 
+  private storeNotice: string | undefined;
+  private readonly baseName: string;
+  private marked = false;
+
+  /** Set when the browser discarded documents stored here before (see noticeReset). */
+  get notice(): string | undefined {
+    return this.storeNotice;
+  }
+
   private constructor(name: string) {
     const schema = idbSchema(name);
+    this.baseName = name;
     this.name = `indexeddb:${name}`;
     // A lost chunk is only a miss (recomputed), so chunk writes keep the browser's cheaper default.
     this.chunks = ownStore(schema.chunks.db, schema.chunks.store, 'relaxed');
@@ -261,6 +281,7 @@ export class IdbStore implements PersistentStore {
       const store = new IdbStore(name);
       try {
         await Promise.all([store.chunks.ready(), store.manifests.ready()]);
+        await store.noticeReset(name);
         return store;
       } catch (err) {
         store.close();
@@ -273,6 +294,47 @@ export class IdbStore implements PersistentStore {
         await new Promise((resolve) => setTimeout(resolve, delays[attempt]));
       }
     }
+  }
+
+  /**
+   * Tells a first visit from a store the browser discarded: a marker outside IndexedDB (Cache
+   * Storage), written with the first document stored, records that this origin has held documents. A documents database created now while
+   * the marker is there means the browser dropped the old one (Chromium recreates an IndexedDB it
+   * finds damaged, often after a crash); `notice` then says so, and the documents list is empty
+   * because of it, not because of anything chunklm did. Clearing site data clears both, so that
+   * reads as a first visit. Where Cache Storage is absent or refuses, only this notice is lost.
+   */
+  private async noticeReset(name: string): Promise<void> {
+    if (typeof caches === 'undefined') return;
+    try {
+      const cache = await caches.open(RESET_MARKER_CACHE);
+      const key = `/chunklm/indexeddb/${encodeURIComponent(name)}`;
+      const marker = await cache.match(key);
+      const created = this.manifests.created();
+      if (created && marker) {
+        const since = Number((await marker.json().catch(() => ({})))?.createdAt);
+        this.storeNotice =
+          `the browser discarded the documents stored in this site's IndexedDB '${name}'` +
+          `${Number.isFinite(since) ? ` (kept since ${new Date(since).toISOString()})` : ''}: it created the database anew, as browsers do when they find it damaged (often after a crash); add the documents again`;
+      }
+      // A fresh database holds nothing yet: the marker is written again with the first document.
+      if (created && marker) await cache.delete(key);
+    } catch {
+      // The marker is only for this notice.
+    }
+  }
+
+  /** Records, once per store, that this origin holds documents (see noticeReset). */
+  private markHeld(): void {
+    if (this.marked || typeof caches === 'undefined') return;
+    this.marked = true;
+    const key = `/chunklm/indexeddb/${encodeURIComponent(this.baseName)}`;
+    void caches
+      .open(RESET_MARKER_CACHE)
+      .then(async (cache) => {
+        if (!(await cache.match(key))) await cache.put(key, new Response(JSON.stringify({ createdAt: Date.now() }), { headers: { 'content-type': 'application/json' } }));
+      })
+      .catch(() => undefined);
   }
 
   /** Stored manifests that listManifests() skipped for not having the manifest's shape, at its last call. */
@@ -367,6 +429,7 @@ export class IdbStore implements PersistentStore {
     } catch (err) {
       throw toStorageError(err, `store document ${m.id}`);
     }
+    this.markHeld();
   }
 
   async deleteManifests(ids: readonly string[]): Promise<void> {
