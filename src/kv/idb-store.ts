@@ -281,7 +281,7 @@ export class IdbStore implements PersistentStore {
       const store = new IdbStore(name);
       try {
         await Promise.all([store.chunks.ready(), store.manifests.ready()]);
-        await store.noticeReset(name);
+        await store.noticeReset();
         return store;
       } catch (err) {
         store.close();
@@ -304,17 +304,17 @@ export class IdbStore implements PersistentStore {
    * because of it, not because of anything chunklm did. Clearing site data clears both, so that
    * reads as a first visit. Where Cache Storage is absent or refuses, only this notice is lost.
    */
-  private async noticeReset(name: string): Promise<void> {
+  private async noticeReset(): Promise<void> {
     if (typeof caches === 'undefined') return;
     try {
       const cache = await caches.open(RESET_MARKER_CACHE);
-      const key = `/chunklm/indexeddb/${encodeURIComponent(name)}`;
+      const key = this.markerKey();
       const marker = await cache.match(key);
       const created = this.manifests.created();
       if (created && marker) {
         const since = Number((await marker.json().catch(() => ({})))?.createdAt);
         this.storeNotice =
-          `the browser discarded the documents stored in this site's IndexedDB '${name}'` +
+          `the browser discarded the documents stored in this site's IndexedDB '${this.baseName}'` +
           `${Number.isFinite(since) ? ` (kept since ${new Date(since).toISOString()})` : ''}: it created the database anew, as browsers do when they find it damaged (often after a crash); add the documents again`;
       }
       // A fresh database holds nothing yet: the marker is written again with the first document.
@@ -324,11 +324,16 @@ export class IdbStore implements PersistentStore {
     }
   }
 
+  /** The Cache Storage key of this store's marker (a path, resolved against the page's origin). */
+  private markerKey(): string {
+    return `/chunklm/indexeddb/${encodeURIComponent(this.baseName)}`;
+  }
+
   /** Records, once per store, that this origin holds documents (see noticeReset). */
   private markHeld(): void {
     if (this.marked || typeof caches === 'undefined') return;
     this.marked = true;
-    const key = `/chunklm/indexeddb/${encodeURIComponent(this.baseName)}`;
+    const key = this.markerKey();
     void caches
       .open(RESET_MARKER_CACHE)
       .then(async (cache) => {

@@ -3,6 +3,7 @@
 import { InvalidRequestError } from '../errors.ts';
 import { seededRandom } from '../random.ts';
 import { f16ToF32, f32ToF16, GGMLType, ggmlTypeInfo, ggmlTypeName, quantize, tensorByteLength } from '../gguf/quant.ts';
+import { WEIGHT_TYPES } from '../gpu/weights.ts';
 import { q4KMTensorType } from './quant-recipe.ts';
 import { gguf, writeGGUF, type GGUFTypedValue, type GGUFWriteTensor } from '../gguf/writer.ts';
 
@@ -239,20 +240,6 @@ function vocabCount(vocab: Record<string, GGUFTypedValue>): number {
   return t.values.length;
 }
 
-const WEIGHT_TYPES: readonly number[] = [
-  GGMLType.F32,
-  GGMLType.F16,
-  GGMLType.BF16,
-  GGMLType.Q8_0,
-  GGMLType.Q4_0,
-  GGMLType.Q4_1,
-  GGMLType.Q5_0,
-  GGMLType.Q5_1,
-  GGMLType.Q4_K,
-  GGMLType.Q5_K,
-  GGMLType.Q6_K,
-];
-
 function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
   const bad = (what: string) => {
     throw new InvalidRequestError('bad-spec', `synthetic model: ${what}`, {});
@@ -269,7 +256,7 @@ function checkSpec(spec: SyntheticSpec, vocabSize: number): void {
   if (spec.slidingWindowPattern !== undefined && (a !== 'gemma3' || !spec.slidingWindow)) bad('slidingWindowPattern needs a gemma3 model with a slidingWindow');
   if (spec.successorLead !== undefined && (spec.tiedOutput || !(spec.successorLead > 0))) bad('successorLead needs an untied output head and a positive lead');
   if (a === 'phi3' && nHeads * headDim !== dim) bad(`phi3's attention output is (dim, dim): nHeads*headDim = ${nHeads * headDim} must equal dim ${dim}`);
-  if (!WEIGHT_TYPES.includes(spec.weightType)) {
+  if (!(WEIGHT_TYPES as readonly number[]).includes(spec.weightType)) {
     bad(`weightType ${ggmlTypeName(spec.weightType)} is not one of ${WEIGHT_TYPES.map(ggmlTypeName).join(', ')}`);
   }
   // A recipe picks a type per tensor that fits its rows (falling back as llama-quantize does).
