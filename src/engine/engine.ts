@@ -487,6 +487,8 @@ export class Engine {
       if (signal?.aborted && (err instanceof AbortedError || (err as Error)?.name === 'AbortError')) finishReason = 'aborted';
       else throw await this.explain(err);
     } finally {
+      // A step speculated past the last token collected is still in flight: wait for it.
+      await model.settle();
       lease?.release();
       this.busy = false;
     }

@@ -328,8 +328,12 @@ export class GpuModel implements ChunkBackend {
     return current;
   }
 
-  /** Waits for a speculated step, if any, and drops its result. */
-  private async settle(): Promise<void> {
+  /**
+   * Waits for a speculated step, if any, and drops its result. A generation that ends before
+   * collecting it calls this, so no readback is in flight when the model is destroyed or the
+   * process exits (Dawn can crash at exit with a mapping pending).
+   */
+  async settle(): Promise<void> {
     const p = this.pending;
     this.pending = undefined;
     if (p) await p.catch(() => undefined);
