@@ -2,6 +2,7 @@
 // AbortSignals, progress callbacks and token streams work as if the engine were local.
 import { proxy, releaseProxy, wrap, type Endpoint, type Remote } from 'comlink';
 import type {
+  ChunkSettings,
   DocumentAddOptions,
   DocumentInfo,
   DocumentInput,
@@ -66,6 +67,11 @@ export interface ClientDocuments {
   setBudget(bytes: number): Promise<void>;
   /** Empties the GPU pool's or the memory tier's cached chunks; IndexedDB keeps them. Returns how many went. */
   evict(tier: 'gpu' | 'memory'): Promise<number>;
+  /**
+   * How documents added from now on are split (`targetTokens`) and what their chunks are computed
+   * after; returns the settings in force. Documents read with other settings are read again when used.
+   */
+  configure(settings: ChunkSettings): Promise<ChunkSettings>;
 }
 
 /** Model files the Worker downloaded and keeps (the origin's Cache Storage). */
@@ -111,6 +117,7 @@ export class ChunklmClient {
       },
       setBudget: (bytes) => this.call(() => w.documentsSetBudget(bytes)),
       evict: (tier) => this.call(() => w.documentsEvict(tier)),
+      configure: (settings) => this.call(() => w.documentsConfigure(settings)),
       onChange: (listener) => {
         const sub = this.call(() => w.subscribeDocuments(proxy(listener)));
         return () => void sub.then((n) => w.unsubscribeDocuments(n)).catch(() => undefined);

@@ -104,6 +104,8 @@ interface PlanChunk {
   id: string;
   tokens: number[];
   context: number[];
+  /** The document's text this chunk covers. */
+  text: string;
   document?: string;
   index: number;
 }
@@ -144,6 +146,12 @@ export interface EngineDocuments {
   setBudget(bytes: number): Promise<void>;
   /** Empties the pool's or the memory tier's cached chunks (the store keeps them); returns how many went. */
   evict(tier: 'gpu' | 'memory'): Promise<number>;
+  /**
+   * Changes how documents added from now on are split (`targetTokens`) and what their chunks are
+   * computed after; returns the settings in force (call with `{}` to read them). Documents read
+   * with other settings stay stored and are read again when next used.
+   */
+  configure(settings: ChunkSettings): Promise<ChunkSettings>;
 }
 
 export class Engine {
@@ -152,12 +160,15 @@ export class Engine {
   readonly documents: EngineDocuments;
   private loaded: Loaded | undefined;
   private busy = false;
+  /** How documents are split from now on (EngineOptions.chunks, then documents.configure). */
+  private chunkSettings: ChunkSettings;
 
   constructor(
     readonly device: GPUDevice,
     private readonly opts: EngineOptions,
   ) {
     this.ctx = new GpuContext(device, opts.features, opts.shaders);
+    this.chunkSettings = { ...opts.chunks };
     this.library = new DocumentLibrary(opts.store ?? new MemoryStore(), { budgetBytes: opts.storageBudgetBytes });
     const lib = this.library;
     this.documents = {
@@ -179,6 +190,7 @@ export class Engine {
         if (tier !== 'gpu' && tier !== 'memory') throw new InvalidRequestError('bad-tier', `a tier to evict is 'gpu' or 'memory', got '${String(tier)}'`);
         return this.loaded ? this.loaded.cache.evictTier(tier) : 0;
       },
+      configure: (settings) => this.exclusive(async () => this.configureChunks(settings)),
     };
   }
 
@@ -257,7 +269,7 @@ export class Engine {
       storageDtype: this.opts.storageDtype,
       memoryBudgetBytes: this.opts.memoryBudgetBytes,
     });
-    const settings = resolveChunkSettings({ chunkBos: DEFAULT_CHUNK_BOS, ...this.opts.chunks }, kvDtype);
+    const settings = resolveChunkSettings({ chunkBos: DEFAULT_CHUNK_BOS, ...this.chunkSettings }, kvDtype);
     this.loaded = { file, config, tokenizer, model, info, fingerprint, cache, settings };
     // Chunks no manifest names (a tab killed mid-add) are collected before anything reads the store.
     await this.library.open();
@@ -535,7 +547,7 @@ export class Engine {
     }
     const docs = input.documents !== undefined ? await this.library.resolve(input.documents, this.libraryModel()) : [];
     const settings = { ...loaded.settings, ...(opts.chunkBos !== undefined ? { chunkBos: opts.chunkBos } : {}), ...(opts.chunkContext ? { context: opts.chunkContext } : {}) };
-    const chunks: (PlanChunk & { text: string })[] = docs.flatMap((d) => d.chunks.map((c) => ({ ...c, document: d.manifest.id })));
+    const chunks: PlanChunk[] = docs.flatMap((d) => d.chunks.map((c) => ({ ...c, document: d.manifest.id })));
     for (const t of input.texts ?? []) {
       for (const c of await readDocument(t, tokenizer, fingerprint, settings)) chunks.push({ ...c, text: t.slice(c.start, c.end) });
     }
@@ -585,6 +597,23 @@ export class Engine {
     return { fingerprint, tokenizer, cache, settings };
   }
 
+  private configureChunks(settings: ChunkSettings): ChunkSettings {
+    const bad = (field: string, value: unknown, what: string): InvalidRequestError =>
+      new InvalidRequestError('bad-chunk-settings', `chunk setting ${field} must be ${what}, got ${JSON.stringify(value)}`, { field });
+    const { targetTokens, context, contextTokens } = settings ?? {};
+    if (targetTokens !== undefined && (!Number.isInteger(targetTokens) || targetTokens < 8 || targetTokens > 65536)) throw bad('targetTokens', targetTokens, 'an integer in [8, 65536]');
+    if (context !== undefined && !['none', 'lead-in', 'previous'].includes(context)) throw bad('context', context, "'none', 'lead-in' or 'previous'");
+    if (contextTokens !== undefined && (!Number.isInteger(contextTokens) || contextTokens < 0 || contextTokens > 256)) throw bad('contextTokens', contextTokens, 'an integer in [0, 256]');
+    const next: ChunkSettings = { ...this.chunkSettings };
+    if (targetTokens !== undefined) next.targetTokens = targetTokens;
+    if (context !== undefined) next.context = context;
+    if (contextTokens !== undefined) next.contextTokens = contextTokens;
+    this.chunkSettings = next;
+    if (this.loaded) this.loaded.settings = resolveChunkSettings({ chunkBos: DEFAULT_CHUNK_BOS, ...next }, this.loaded.info.kvDtype);
+    const r = resolveChunkSettings({ chunkBos: DEFAULT_CHUNK_BOS, ...next }, 'f16');
+    return { targetTokens: r.targetTokens, context: r.context, contextTokens: r.contextTokens, chunkBos: r.chunkBos };
+  }
+
   private loadedLibraryModel(): LibraryModel | undefined {
     return this.loaded ? this.libraryModel() : undefined;
   }
@@ -614,6 +643,7 @@ function usedChunks(plan: DocumentsPlan, sources: readonly UsedChunk['source'][]
     cached: sources[i] !== 'computed',
     source: sources[i],
     index: c.index,
+    text: c.text,
     ...(c.document ? { document: c.document } : {}),
   }));
 }

@@ -188,6 +188,8 @@ export interface UsedChunk {
   document?: string;
   /** Its position among its document's chunks. */
   index: number;
+  /** The document text it covers. */
+  text: string;
 }
 
 /** What a chunk's KV is computed after (it enters the chunk id): nothing, a fixed lead-in, or the document's preceding tokens. */

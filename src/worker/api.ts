@@ -5,6 +5,7 @@
 import { releaseProxy, transfer } from 'comlink';
 import type { EngineDocuments, ModelBytes } from '../engine/engine.ts';
 import type {
+  ChunkSettings,
   DocumentInfo,
   DocumentInput,
   DocumentProgress,
@@ -117,6 +118,7 @@ export interface ChunklmWorkerApi {
   unsubscribeDocuments(id: number): void;
   documentsSetBudget(bytes: number): Promise<void>;
   documentsEvict(tier: 'gpu' | 'memory'): Promise<number>;
+  documentsConfigure(settings: ChunkSettings): Promise<ChunkSettings>;
   /** The files in the model cache: url, bytes, etag, cachedAt. */
   modelsList(): Promise<CachedModelFile[]>;
   /** Removes a file from the model cache (every part, for a split model's part name); false when none was cached. */
@@ -292,6 +294,10 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
 
   documentsSetBudget(bytes: number): Promise<void> {
     return this.exclusive(async () => docsOf(await this.modelAfterLoss()).setBudget(bytes));
+  }
+
+  documentsConfigure(settings: ChunkSettings): Promise<ChunkSettings> {
+    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).configure(settings));
   }
 
   documentsEvict(tier: 'gpu' | 'memory'): Promise<number> {
