@@ -1,7 +1,9 @@
-// The GPU forward pass on real weights (stories260K) against llama2.c's published greedy sample.
+// The GPU forward pass on real weights (stories260K) against llama2.c's published greedy sample
+// and the golden ids of test/fixtures/stories260K-golden.json.
 import { describe, expect, it } from 'vitest';
 import { missingShared, sharedFile } from '../helpers/shared.ts';
 import { testContext } from '../helpers/gpu.ts';
+import golden from '../fixtures/stories260K-golden.json' with { type: 'json' };
 import { gpuGreedy, loadGpuModel, spmPiecesToText } from '../helpers/model.ts';
 
 const stories = sharedFile('models/stories260K.gguf');
@@ -12,6 +14,7 @@ describe.skipIf(!stories)(stories ? 'GPU model on stories260K' : missingShared('
     const { model, file } = await loadGpuModel(ctx, stories!);
     const ids = await gpuGreedy(model, [1], 40);
     expect(spmPiecesToText(file, ids)).toMatch(/^ Once upon a time, there was a little girl named Lily\. She loved to play outside in the park\./);
+    expect(ids).toEqual(golden.fromBos.tokens.slice(0, 40));
     // Submitting each decode step before the previous id is read back changes nothing.
     expect(await gpuGreedy(model, [1], 40, true)).toEqual(ids);
     expect(model.length).toBe(40);

@@ -9,6 +9,7 @@ import { configFromGGUF, type ModelConfig } from '../../src/model/config.ts';
 import { CpuModel, cpuGenerateGreedy, greedyArgmax } from '../../src/model/cpu-reference.ts';
 import { makeSyntheticModel, SYNTHETIC_PRESETS } from '../../src/model/synthetic.ts';
 import { familyTensors, resolveTensors } from '../../src/model/tensors.ts';
+import golden from '../fixtures/stories260K-golden.json' with { type: 'json' };
 import { spmPiecesToText } from '../helpers/model.ts';
 import { missingShared, sharedFile } from '../helpers/shared.ts';
 
@@ -126,6 +127,12 @@ describe.skipIf(!stories)(stories ? 'CPU reference on stories260K' : missingShar
     expect(model.length).toBe(60); // the prompt and 59 fed-back tokens
     const text = spmPiecesToText(file, ids);
     expect(text.startsWith(' Once upon a time, there was a little girl named Lily. She loved to play outside in the park.')).toBe(true);
+    expect(ids).toEqual(golden.fromBos.tokens);
+  });
+
+  it("greedy from the prompt 'Once upon a time' gives the golden ids (test/fixtures/stories260K-golden.json)", () => {
+    const { promptTokens, maxTokens, tokens } = golden.prompt;
+    expect(cpuGenerateGreedy(model, promptTokens, maxTokens)).toEqual(tokens); // no end-of-generation token within maxTokens
   });
 
   it('one token at a time gives the same last logits as one multi-token forward', () => {
