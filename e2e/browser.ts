@@ -17,9 +17,10 @@ export function launchChromium(): Promise<Browser> {
 }
 
 /**
- * A page whose console errors and crashes are collected, to explain a failing test. A Browser
- * gives each page a fresh context (its own storage); a BrowserContext shares its storage (a
- * persistent profile, or two tabs of one origin).
+ * A page, returned once its client is ready (`window.chunklmReady`), whose console errors and
+ * crashes are collected, to explain a failing test. A Browser gives each page a fresh context (its
+ * own storage); a BrowserContext shares its storage (a persistent profile, or two tabs of one
+ * origin).
  */
 export async function openPage(owner: Browser | BrowserContext, url: string): Promise<{ page: Page; problems: string[] }> {
   const page = await owner.newPage();
@@ -30,7 +31,10 @@ export async function openPage(owner: Browser | BrowserContext, url: string): Pr
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('crash', () => problems.push('page crashed'));
   await page.goto(url);
-  await page.waitForFunction(() => customElements.get('chunklm-demo') !== undefined);
+  // The page's entry sets window.chunklmReady, whatever its root element is called; it resolves
+  // once the Worker answers.
+  await page.waitForFunction(() => window.chunklmReady !== undefined);
+  await page.evaluate(async () => void (await window.chunklmReady));
   return { page, problems };
 }
 
