@@ -59,6 +59,9 @@ describe('documents on a synthetic model', () => {
     expect(first.chunks!.every((c) => c.source === 'gpu' && c.cached)).toBe(true);
     expect(first.chunks!.map((c) => c.document)).toEqual(expect.arrayContaining(['fox', 'sea', 'town']));
     expect(first.reusedTokens).toBe(first.chunks!.reduce((n, c) => n + c.tokens, 0));
+    // Each used chunk carries the document text it covers; a document's chunks cover it in order.
+    for (const c of first.chunks!) expect(c.text.length > 0 && texts[c.document as keyof typeof texts].includes(c.text)).toBe(true);
+    expect(first.chunks!.filter((c) => c.document === 'fox').map((c) => c.text).join('').replace(/\s+/g, ' ').trim()).toBe(texts.fox.replace(/\s+/g, ' ').trim());
     a.unload();
 
     // A new engine on the same store: every chunk from the store, none computed.
@@ -77,6 +80,25 @@ describe('documents on a synthetic model', () => {
     expect(third.chunks!.every((c) => c.source === 'gpu')).toBe(true);
     expect(third.tokens).toEqual(first.tokens);
     b.unload();
+  });
+
+  it('configure changes the chunk size of documents read from now on; documents read with the old size are read again', async () => {
+    const store = new MemoryStore();
+    const engine = await engineOn(store);
+    const text = Object.values(texts).join('\n\n');
+    const small = await engine.documents.add({ id: 'fox', text });
+    expect(await engine.documents.configure({})).toMatchObject({ targetTokens: 24 });
+    expect(await engine.documents.configure({ targetTokens: 64 })).toMatchObject({ targetTokens: 64 });
+    expect((await engine.documents.get('fox'))?.currentModel).toBe(false);
+    const large = await engine.documents.add({ id: 'fox', text });
+    expect(large.currentModel).toBe(true);
+    expect(large.chunks).toBeLessThan(small.chunks);
+    // Chunks are content-addressed: those the two sizes cut alike are not computed again.
+    expect(large.computedChunks).toBeGreaterThan(0);
+    expect(large.storedChunks).toBe(large.chunks);
+    await expect(engine.documents.configure({ targetTokens: 3 })).rejects.toMatchObject({ name: 'InvalidRequestError', code: 'bad-chunk-settings' });
+    await expect(engine.documents.configure({ context: 'sideways' as never })).rejects.toMatchObject({ code: 'bad-chunk-settings' });
+    engine.unload();
   });
 
   it('a corrupt or foreign stored record is a miss: recomputed, overwritten, counted, and the answer is the same', async () => {
