@@ -33,6 +33,10 @@ export default defineConfig({
   plugins: [
     VitePWA({
       strategies: 'generateSW',
+      // Workbox's production build, also when NODE_ENV says otherwise (vitest sets 'test').
+      mode: 'production',
+      // globPatterns below already takes the icon.
+      includeManifestIcons: false,
       registerType: 'autoUpdate',
       // A <script src="./registerSW.js"> added to the built index.html registers ./sw.js with
       // scope './': the page's own folder, wherever that is. No code in src/ui/ is involved.
