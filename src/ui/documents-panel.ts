@@ -38,7 +38,7 @@ interface CurrentJob {
  *
  * Stable ids: `#doc-text`, `#doc-title`, `#doc-add`, `#doc-files` (file input), `#doc-drop`,
  * `#doc-import`, `#doc-progress`, `#doc-cancel`, `#doc-status` (live status line),
- * `#documents-list` (each `li[data-id]`, with `data-status` cached | partial | stale),
+ * `#documents-list` (each `li[data-id]`, with `data-status` cached | partial | stale, or stored before a model is loaded),
  * `#documents-error` (`data-code`), `#documents-clear`, `#documents-clear-yes`, `#documents-clear-no`.
  *
  * @fires chunklm-selection-changed - The documents checked for answers changed; `detail` is their ids in list order.
@@ -647,7 +647,7 @@ export class DocumentsPanel extends LitElement {
 
   private renderDoc(d: DocumentInfo): TemplateResult {
     const boxId = `use-${cssId(d.id)}`;
-    const status = docStatus(d);
+    const status = docStatus(d, this.modelLoaded);
     const pending = this.pendingIds.has(d.id);
     return html`
       <li data-id=${d.id} data-status=${status.key}>
@@ -946,7 +946,11 @@ function readStoredSelection(): string[] | undefined {
   }
 }
 
-function docStatus(d: DocumentInfo): { key: 'cached' | 'partial' | 'stale'; label: string; cls: string; hint: string } {
+function docStatus(d: DocumentInfo, modelLoaded: boolean): { key: 'cached' | 'partial' | 'stale' | 'stored'; label: string; cls: string; hint: string } {
+  // Before a model is loaded, whose chunks they are is not known yet.
+  if (!modelLoaded) {
+    return { key: 'stored', label: `stored (${d.storedChunks}/${d.chunks} chunks)`, cls: '', hint: 'Kept in this browser; load the model it was read with to reuse its chunks' };
+  }
   if (!d.currentModel) {
     return { key: 'stale', label: 'read again when used', cls: '', hint: 'Its chunks were made for another model or chunk size' };
   }

@@ -256,27 +256,27 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
   }
 
   documentsList(): Promise<DocumentInfo[]> {
-    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).list());
+    return this.exclusive(async () => docsOf(await this.storeEngine()).list());
   }
 
   documentsGet(id: string): Promise<DocumentInfo | undefined> {
-    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).get(id));
+    return this.exclusive(async () => docsOf(await this.storeEngine()).get(id));
   }
 
   documentsRemove(id: string): Promise<boolean> {
-    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).remove(id));
+    return this.exclusive(async () => docsOf(await this.storeEngine()).remove(id));
   }
 
   documentsClear(): Promise<void> {
-    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).clear());
+    return this.exclusive(async () => docsOf(await this.storeEngine()).clear());
   }
 
   documentsPin(id: string, pinned: boolean): Promise<DocumentInfo> {
-    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).pin(id, pinned));
+    return this.exclusive(async () => docsOf(await this.storeEngine()).pin(id, pinned));
   }
 
   documentsStats(): Promise<DocumentStats> {
-    return this.exclusive(async () => docsOf(await this.modelAfterLoss()).stats());
+    return this.exclusive(async () => docsOf(await this.storeEngine()).stats());
   }
 
   async documentsExport(id: string): Promise<Uint8Array> {
@@ -350,6 +350,16 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
       this.deviceLost = false;
     }
     return this.requireModel();
+  }
+
+  /**
+   * The engine for calls that read or change the store alone (list, get, stats, remove, clear,
+   * pin): the loaded model's (replayed after a device loss), or, before any load, the engine
+   * opened without a model, so a page lists the documents it kept before a model is chosen.
+   */
+  private async storeEngine(): Promise<EngineLike> {
+    if (this.loaded || (this.deviceLost && this.lastLoad)) return this.modelAfterLoss();
+    return this.openEngine();
   }
 
   /** Opens the engine (a new device when the last was lost) and loads the model; remembered for a replay after a loss. */
