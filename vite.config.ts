@@ -51,7 +51,7 @@ export default defineConfig({
         scope: './',
         display: 'standalone',
         background_color: '#ffffff',
-        theme_color: '#1f4e79',
+        theme_color: '#4f46e5',
         icons: [{ src: 'icon.svg', sizes: 'any', type: 'image/svg+xml', purpose: 'any' }],
       },
       workbox: {
@@ -68,8 +68,11 @@ export default defineConfig({
         navigateFallbackDenylist: [MODEL_FILES],
         // No runtimeCaching: nothing outside the precache list is stored by the service worker.
         cleanupOutdatedCaches: true,
-        // 'autoUpdate' with injectRegister 'script' does not set these by itself.
-        skipWaiting: true,
+        // A new build's service worker waits until every tab of the old one is closed: an open
+        // tab keeps the files it started with (pdf.js loads on first use), and the next visit
+        // runs the new build. The first install claims the page at once, so the visit that
+        // installed it already works offline after a reload.
+        skipWaiting: false,
         clientsClaim: true,
       },
     }),

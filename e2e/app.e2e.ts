@@ -6,6 +6,7 @@
 // the whole flow works from the keyboard alone. Screenshots of each state, at desktop and phone
 // widths, go to e2e/screenshots/ (git-ignored).
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -42,13 +43,43 @@ const QUESTION = 'What did Tom do on the stormy night?';
 /** The element with `id` anywhere in the page, through shadow roots. */
 const byId = (page: Page, id: string) => page.locator(`#${id}`);
 
-async function snap(page: Page, name: string): Promise<void> {
+/** Screenshots at desktop and phone widths (and in the dark scheme with `dark`). */
+async function snap(page: Page, name: string, opts: { dark?: boolean } = {}): Promise<void> {
   mkdirSync(shots, { recursive: true });
   await page.screenshot({ path: join(shots, `${name}-desktop.png`), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.waitForTimeout(150);
   await page.screenshot({ path: join(shots, `${name}-phone.png`), fullPage: true });
+  if (opts.dark) {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.waitForTimeout(150);
+    await page.screenshot({ path: join(shots, `${name}-phone-dark.png`), fullPage: true });
+    await page.setViewportSize(DESKTOP);
+    await page.waitForTimeout(150);
+    await page.screenshot({ path: join(shots, `${name}-desktop-dark.png`), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+  }
   await page.setViewportSize(DESKTOP);
+}
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: unknown[] }[];
+}
+
+/** axe-core's WCAG 2 A/AA rules on the page (shadow roots included): the serious and critical violations. */
+async function accessibilityViolations(page: Page): Promise<string[]> {
+  await page.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
+  const violations = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: AxeViolation[] }> } }).axe;
+    const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) }));
+  });
+  return violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => JSON.stringify(n.target)).join(', ')}`);
 }
 
 async function openApp(context: BrowserContext, problems: string[]): Promise<Page> {
@@ -116,17 +147,19 @@ interface AnswerView {
 }
 
 async function lastAnswer(page: Page): Promise<AnswerView> {
-  const turn = page.locator('#chat-log article.turn').last();
-  const metrics = turn.locator('.metrics');
-  const has = (await metrics.count()) > 0;
-  return {
-    state: (await turn.getAttribute('data-state')) ?? '',
-    text: ((await turn.locator('.answer').textContent()) ?? '').trim(),
-    ttftMs: has ? Number(await metrics.getAttribute('data-ttft-ms')) : NaN,
-    reused: has ? Number(await metrics.getAttribute('data-reused')) : NaN,
-    computed: has ? Number(await metrics.getAttribute('data-computed')) : NaN,
-    sources: await turn.locator('.chunks button').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-source') ?? '')),
-  };
+  // One read of the whole turn: the answer may end between two separate reads.
+  return page.locator('#chat-log article.turn').last().evaluate((turn) => {
+    const metrics = turn.querySelector('.metrics');
+    const num = (name: string): number => (metrics ? Number(metrics.getAttribute(name)) : NaN);
+    return {
+      state: turn.getAttribute('data-state') ?? '',
+      text: (turn.querySelector('.answer')?.textContent ?? '').trim(),
+      ttftMs: num('data-ttft-ms'),
+      reused: num('data-reused'),
+      computed: num('data-computed'),
+      sources: [...turn.querySelectorAll('.chunks button')].map((b) => b.getAttribute('data-source') ?? ''),
+    };
+  });
 }
 
 /** Asks `question` and records the answer's text each time it grows, until it ends. */
@@ -176,7 +209,7 @@ describe.skipIf(!model)(`the demo as a visitor uses it (${model ? 'stories260K, 
   });
 
   it('first visit: the local model is offered, nothing is loaded; it loads with the progress bar reaching 100%', async () => {
-    await snap(page, '01-first-visit');
+    await snap(page, '01-first-visit', { dark: true });
     expect(await byId(page, 'model-status').getAttribute('data-state')).toBe('idle');
     await loadModel(page);
     expect(await byId(page, 'model-info').textContent()).toContain('llama');
@@ -223,7 +256,14 @@ describe.skipIf(!model)(`the demo as a visitor uses it (${model ? 'stories260K, 
     await chip.click();
     expect(await chip.getAttribute('aria-expanded')).toBe('true');
     expect(((await page.locator('#chat-log article.turn').last().locator('.chunk-text').textContent()) ?? '').length).toBeGreaterThan(10);
-    await snap(page, '04-answered');
+    await snap(page, '04-answered', { dark: true });
+  });
+
+  it('has no serious accessibility violations (axe-core, WCAG 2.1 A and AA), in the light and the dark scheme', async () => {
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 
   it('Stop ends a long answer early and keeps what was written', async () => {

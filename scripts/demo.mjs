@@ -17,7 +17,7 @@ const model = prepareDemoModel();
 if (!model) {
   process.stdout.write(
     `No demo model: put a GGUF file at public/models/${demoModelName} (it is looked for at ` +
-      `${sharedRoot}/models/${demoModelName}), or type another model URL or pick a local file in the page.\n`,
+      `${sharedRoot}/models/${demoModelName}), or the page offers Qwen2.5-0.5B-Instruct from the Hugging Face Hub, any GGUF URL, or a local file.\n`,
   );
 }
 
@@ -32,4 +32,4 @@ const server = await createServer({
 await server.listen();
 server.printUrls();
 const url = server.resolvedUrls?.local[0];
-if (url) process.stdout.write(`\nchunklm demo: open ${url} in a browser with WebGPU (Chrome or Edge), click Load, then Generate.\n`);
+if (url) process.stdout.write(`\nchunklm demo: open ${url} in a browser with WebGPU (Chrome or Edge), load a model, add documents, ask.\n`);

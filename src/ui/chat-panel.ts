@@ -408,9 +408,6 @@ export class ChatPanel extends LitElement {
       .reused {
         color: var(--ok);
       }
-      .computed {
-        color: var(--c-computed);
-      }
       .chunks {
         display: flex;
         flex-wrap: wrap;

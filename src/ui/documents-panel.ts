@@ -679,7 +679,7 @@ export class DocumentsPanel extends LitElement {
           >
             Pin
           </button>
-          <button class="export" aria-label=${`Export ${d.title} as .kvpack`} ?disabled=${pending} @click=${() => this.exportPack(d)}>
+          <button class="export" aria-label=${`Export .kvpack of ${d.title}`} ?disabled=${pending} @click=${() => this.exportPack(d)}>
             Export .kvpack
           </button>
           <button class="remove danger" aria-label=${`Remove ${d.title}`} ?disabled=${pending} @click=${() => this.removeDoc(d)}>Remove</button>
