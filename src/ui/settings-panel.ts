@@ -5,7 +5,11 @@ import type { ChunklmClient } from '../client/client.ts';
 import { LINK_METHODS, type DocumentStats, type LinkMethod } from '../engine/types.ts';
 import { formatBytes } from '../format.ts';
 import { DEFAULT_SETTINGS, emit, type DemoSettings } from './events.ts';
+import { saveSettings } from './settings-store.ts';
 import { baseStyles } from './theme.ts';
+
+// The app reads the settings through this module; they live in settings-store.ts.
+export { loadSettings } from './settings-store.ts';
 
 const METHOD_HELP: Record<LinkMethod, string> = {
   full: 'Read everything again: no reuse (the baseline).',
@@ -14,41 +18,6 @@ const METHOD_HELP: Record<LinkMethod, string> = {
   attnlink: 'Reuse cached chunks, recompute the first k tokens of each (EPIC AttnLink).',
   cacheblend: 'Reuse cached chunks, recompute the share of tokens that deviate most (CacheBlend).',
 };
-
-const STORAGE_KEY = 'chunklm.settings';
-
-/** The settings kept in localStorage, checked field by field (a bad or old entry falls back to the default). */
-export function loadSettings(storage: Pick<Storage, 'getItem'> | undefined = globalThis.localStorage): DemoSettings {
-  let saved: Partial<Record<keyof DemoSettings, unknown>> = {};
-  try {
-    saved = JSON.parse(storage?.getItem(STORAGE_KEY) ?? '{}') ?? {};
-  } catch {
-    saved = {};
-  }
-  const num = (v: unknown, ok: (n: number) => boolean, d: number): number => (typeof v === 'number' && ok(v) ? v : d);
-  const int = (lo: number, hi: number) => (n: number) => Number.isInteger(n) && n >= lo && n <= hi;
-  const d = DEFAULT_SETTINGS;
-  return {
-    method: LINK_METHODS.includes(saved.method as LinkMethod) ? (saved.method as LinkMethod) : d.method,
-    k: num(saved.k, int(0, 512), d.k),
-    ratio: num(saved.ratio, (n) => n >= 0 && n <= 1, d.ratio),
-    chunkTokens: num(saved.chunkTokens, int(16, 4096), d.chunkTokens),
-    kvDtype: saved.kvDtype === 'f32' ? 'f32' : 'f16',
-    maxTokens: num(saved.maxTokens, int(1, 4096), d.maxTokens),
-    temperature: num(saved.temperature, (n) => n >= 0 && n <= 5, d.temperature),
-    topK: num(saved.topK, int(0, 1000), d.topK),
-    topP: num(saved.topP, (n) => n > 0 && n <= 1, d.topP),
-    seed: typeof saved.seed === 'number' && int(0, 2 ** 32 - 1)(saved.seed) ? saved.seed : undefined,
-  };
-}
-
-function saveSettings(s: DemoSettings): void {
-  try {
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(s));
-  } catch {
-    // Storage refused (private mode, full): the settings last for this visit.
-  }
-}
 
 /**
  * The settings and the cache panel.
