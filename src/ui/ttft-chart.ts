@@ -1,12 +1,13 @@
 // Time to first token per answer, as bars: each bar is split by where the answer's chunks came
 // from (computed, IndexedDB, memory, GPU) and marked with the method that linked them, so a
-// question asked again over documents already read is seen to start sooner.
+// question asked again over documents already read is seen to start sooner. The axis's numbers
+// are chart-scale.ts's.
 import { LitElement, css, html, nothing, svg } from 'lit';
 import type { ChunkSource, LinkMethod } from '../engine/types.ts';
+import { CHART_SOURCES as SOURCES, axisTickLabels, axisTicks, formatTtft, mainSource, niceMax } from './chart-scale.ts';
 import type { AnswerRecord } from './events.ts';
 import { SOURCE_COLOURS, baseStyles } from './theme.ts';
 
-const SOURCES: readonly ChunkSource[] = ['computed', 'store', 'memory', 'gpu'];
 const SOURCE_NAMES: Record<ChunkSource, string> = { computed: 'computed', store: 'IndexedDB', memory: 'memory', gpu: 'GPU' };
 const METHOD_MARKS: Record<LinkMethod, string> = { full: 'F', prefix: 'P', naive: 'N', attnlink: 'A', cacheblend: 'B' };
 const METHOD_COLOURS: Record<LinkMethod, string> = {
@@ -16,21 +17,6 @@ const METHOD_COLOURS: Record<LinkMethod, string> = {
   attnlink: 'var(--accent)',
   cacheblend: '#1aa3a3',
 };
-
-/** Where most of an answer's chunks came from ('computed' when it used none). */
-export function mainSource(a: AnswerRecord): ChunkSource {
-  let best: ChunkSource = 'computed';
-  for (const s of SOURCES) if (a.sources[s] > a.sources[best]) best = s;
-  return best;
-}
-
-/** A round axis maximum at or above `v`: 1, 2 or 5 times a power of ten. */
-export function niceMax(v: number): number {
-  if (!(v > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
-}
 
 /**
  * The TTFT chart. Each bar is a `g.bar` with `data-n`, `data-ttft-ms`, `data-method` and
@@ -68,12 +54,13 @@ export class TtftChart extends LitElement {
     const slot = plotW / Math.max(shown.length, 6);
     const barW = Math.min(44, slot * 0.66);
     const y = (ms: number): number => pad.top + plotH - (ms / top) * plotH;
-    const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * top);
+    const ticks = axisTicks(top);
+    const labels = axisTickLabels(ticks);
     const summary = shown.map((a) => `answer ${a.n}: ${Math.round(a.ttftMs)} ms, ${a.method}, mostly ${SOURCE_NAMES[mainSource(a)]}`).join('; ');
     return html`<svg id="ttft-chart" viewBox="0 0 ${W} ${H}" role="img" aria-label=${`Time to first token per answer. ${summary}`}>
       ${ticks.map(
-        (t) => svg`<line class="grid" x1=${pad.left} x2=${W - pad.right} y1=${y(t)} y2=${y(t)}></line>
-          <text class="tick" x=${pad.left - 6} y=${y(t) + 4} text-anchor="end">${formatTick(t)}</text>`,
+        (t, i) => svg`<line class="grid" x1=${pad.left} x2=${W - pad.right} y1=${y(t)} y2=${y(t)}></line>
+          <text class="tick" x=${pad.left - 6} y=${y(t) + 4} text-anchor="end">${labels[i]}</text>`,
       )}
       ${shown.map((a, i) => {
         const x = pad.left + slot * i + (slot - barW) / 2;
@@ -88,7 +75,7 @@ export class TtftChart extends LitElement {
           return seg;
         });
         return svg`<g class="bar" data-n=${a.n} data-ttft-ms=${a.ttftMs.toFixed(1)} data-method=${a.method} data-source=${mainSource(a)}>
-          <title>${`Answer ${a.n}: ${formatTick(a.ttftMs)} (${a.method}); chunks ${SOURCES.map((s) => `${SOURCE_NAMES[s]} ${a.sources[s]}`).join(', ')}; ${a.reusedTokens} tokens reused, ${a.computedTokens} computed`}</title>
+          <title>${`Answer ${a.n}: ${formatTtft(a.ttftMs)} (${a.method}); chunks ${SOURCES.map((s) => `${SOURCE_NAMES[s]} ${a.sources[s]}`).join(', ')}; ${a.reusedTokens} tokens reused, ${a.computedTokens} computed`}</title>
           ${segments}
           <circle cx=${x + barW / 2} cy=${y(a.ttftMs) - 9} r="7" fill=${METHOD_COLOURS[a.method]}></circle>
           <text class="mark" x=${x + barW / 2} y=${y(a.ttftMs) - 5.5} text-anchor="middle">${METHOD_MARKS[a.method]}</text>
@@ -122,7 +109,7 @@ export class TtftChart extends LitElement {
             (a) => html`<tr>
               <td>${a.n}</td>
               <td>${a.method}</td>
-              <td>${formatTick(a.ttftMs)}</td>
+              <td>${formatTtft(a.ttftMs)}</td>
               <td>${a.sources.computed} / ${a.sources.store} / ${a.sources.memory} / ${a.sources.gpu}</td>
               <td>${a.reusedTokens} / ${a.computedTokens}${a.finishReason === 'aborted' ? ' (stopped)' : nothing}</td>
             </tr>`,
@@ -194,11 +181,6 @@ export class TtftChart extends LitElement {
       }
     `,
   ];
-}
-
-function formatTick(ms: number): string {
-  if (ms === 0) return '0';
-  return ms >= 1000 ? `${(ms / 1000).toFixed(ms >= 10_000 ? 0 : 1)} s` : `${Math.round(ms)} ms`;
 }
 
 customElements.define('chunklm-ttft-chart', TtftChart);
