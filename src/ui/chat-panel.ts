@@ -6,7 +6,8 @@ import { repeat } from 'lit/directives/repeat.js';
 import type { ChunklmClient } from '../client/client.ts';
 import type { ChatMessage, ChunkSource, GenerateInput, GenerateOptions, GenerationResult, ModelInfo, UsedChunk } from '../engine/types.ts';
 import { ChunklmError } from '../errors.ts';
-import { emit, type AnswerRecord, type DemoSettings, DEFAULT_SETTINGS } from './events.ts';
+import { answerRecord } from './answers.ts';
+import { emit, type DemoSettings, DEFAULT_SETTINGS } from './events.ts';
 import { renderMarkdown } from './markdown.ts';
 import { SOURCE_COLOURS, baseStyles } from './theme.ts';
 
@@ -458,23 +459,6 @@ export class ChatPanel extends LitElement {
       }
     `,
   ];
-}
-
-/** What the TTFT chart keeps of an answer. */
-export function answerRecord(n: number, method: AnswerRecord['method'], r: GenerationResult): AnswerRecord {
-  const sources: Record<ChunkSource, number> = { gpu: 0, memory: 0, store: 0, computed: 0 };
-  for (const c of r.chunks ?? []) sources[c.source]++;
-  return {
-    n,
-    method,
-    ttftMs: r.ttftMs,
-    promptTokens: r.promptTokens.length,
-    reusedTokens: r.reusedTokens ?? 0,
-    recomputedTokens: r.recomputedTokens ?? 0,
-    computedTokens: r.computedTokens ?? r.promptTokens.length,
-    sources,
-    finishReason: r.finishReason,
-  };
 }
 
 function chunkLabel(c: UsedChunk, titles: Record<string, string>): string {
