@@ -29,7 +29,9 @@ export type {
   TokenEvent,
 } from './engine/types.ts';
 export { requestChunklmDevice, describeAdapter, type GpuFeatures } from './gpu/context.ts';
-export { viteShaderSources } from './gpu/shaders-vite.ts';
+// Every shaders/*.wgsl as strings (generated; give it to `new Engine(device, { shaders })`).
+export { shaderSources } from './gpu/shader-sources.generated.ts';
+export type { ShaderSources } from './gpu/shaders.ts';
 
 // Where documents and chunk KV persist, for hosts that build their own Engine.
 export { IdbStore } from './kv/idb-store.ts';

@@ -1,6 +1,8 @@
-// Dedicated Worker entry: owns the WebGPU device and the engine, and exposes ChunklmWorkerApi
-// through Comlink. The page creates it with
-// `new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module' })`.
+// Dedicated Worker entry (the package's `chunklm/worker`): owns the WebGPU device and the engine,
+// and exposes ChunklmWorkerApi through Comlink. ChunklmClient.create() starts it with
+// `new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module' })` (Vite), or a
+// host passes a Worker of its own bundle of this file. It uses no bundler feature: the kernels
+// come from the generated shader module, plain strings.
 import { expose } from 'comlink';
 import { Engine } from '../engine/engine.ts';
 import { GPUError } from '../errors.ts';
@@ -8,7 +10,7 @@ import { describeAdapter, requestChunklmDevice } from '../gpu/context.ts';
 import { IdbStore } from '../kv/idb-store.ts';
 import { MemoryStore } from '../kv/memory-store.ts';
 import type { PersistentStore } from '../kv/store.ts';
-import { viteShaderSources } from '../gpu/shaders-vite.ts';
+import { shaderSources } from '../gpu/shader-sources.generated.ts';
 import { CacheStorageModelCache } from '../hub/cache-storage.ts';
 import { ChunklmWorkerService, type EngineLike } from './api.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
@@ -54,7 +56,7 @@ async function openBrowserEngine(onLost: () => void): Promise<EngineLike> {
   const { device, features } = await requestChunklmDevice(adapter);
   void device.lost.then(onLost);
   const store = await openStore();
-  return new Engine(device, { shaders: viteShaderSources, features, adapterInfo: describeAdapter(adapter.info), store, deviceMemory: deviceMemory() });
+  return new Engine(device, { shaders: shaderSources, features, adapterInfo: describeAdapter(adapter.info), store, deviceMemory: deviceMemory() });
 }
 
 /**
