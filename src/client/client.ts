@@ -14,10 +14,10 @@ import type {
   ModelInfo,
   TokenEvent,
 } from '../engine/types.ts';
-import { InvalidRequestError, WorkerError } from '../errors.ts';
+import { ChunklmError, InvalidRequestError, WorkerError } from '../errors.ts';
 import type { StoreChange } from '../kv/store.ts';
 import type { CachedModelFile } from '../hub/model-cache.ts';
-import { WORKER_PROTOCOL_VERSION, type ChunklmWorkerApi, type ModelSourceSpec, type TokenizeOptions } from '../worker/api.ts';
+import { PROTOCOL_VERSION, protocolMismatch, type ChunklmWorkerApi, type ModelSourceSpec, type TokenizeOptions } from '../worker/api.ts';
 import { installErrorTransfer } from '../worker/comlink-errors.ts';
 
 export interface ChunklmClientOptions {
@@ -152,19 +152,28 @@ export class ChunklmClient {
       });
     }
     try {
-      const version = await client.call(() => client.api.ping());
-      if (version !== WORKER_PROTOCOL_VERSION) {
-        throw new WorkerError(
-          'protocol-mismatch',
-          `the chunklm Worker speaks protocol ${version} but this page expects ${WORKER_PROTOCOL_VERSION}; reload the page (a stale cached script?)`,
-          { got: version, want: WORKER_PROTOCOL_VERSION },
-        );
-      }
+      await client.connect();
     } catch (err) {
       client.dispose();
       throw err;
     }
     return client;
+  }
+
+  /**
+   * The handshake: both ends compare protocol versions (WorkerError 'protocol-mismatch' with both).
+   * A Worker older than protocol 4 has no `handshake` (Comlink answers a TypeError); its frozen
+   * `ping` says which version it speaks.
+   */
+  private async connect(): Promise<void> {
+    let version: unknown;
+    try {
+      version = await this.call(() => this.api.handshake(PROTOCOL_VERSION));
+    } catch (err) {
+      if (err instanceof ChunklmError) throw err;
+      version = await this.call(() => this.api.ping());
+    }
+    if (version !== PROTOCOL_VERSION) throw protocolMismatch(version, PROTOCOL_VERSION);
   }
 
   /** Loads a GGUF model, replacing any loaded one. Progress reports bytes; the signal cancels. */

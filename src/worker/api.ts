@@ -18,7 +18,7 @@ import type {
   ModelInfo,
   TokenEvent,
 } from '../engine/types.ts';
-import { ChunklmError, GPUError, InvalidRequestError, StorageError, throwIfAborted } from '../errors.ts';
+import { ChunklmError, GPUError, InvalidRequestError, StorageError, WorkerError, throwIfAborted } from '../errors.ts';
 import type { StoreChange } from '../kv/store.ts';
 import type { RetryPolicy } from '../gguf/http.ts';
 import type { GGUFFile } from '../gguf/reader.ts';
@@ -28,8 +28,13 @@ import type { CachedModelFile, ModelCache } from '../hub/model-cache.ts';
 import { withRate } from '../hub/rate.ts';
 import { openRemoteModel } from '../hub/remote.ts';
 
-/** Bumped when the messages change, so a page never talks to a stale cached worker script. */
-export const WORKER_PROTOCOL_VERSION = 3;
+/**
+ * The version of the messages between ChunklmClient and the Worker, bumped when they change, so a
+ * page never talks to a stale cached Worker script (or a Worker of another chunklm). Both ends
+ * check it at connect (`handshake`); a mismatch is WorkerError 'protocol-mismatch'.
+ * 4: `handshake(clientProtocol)`.
+ */
+export const PROTOCOL_VERSION = 4;
 
 /**
  * Where the model comes from. A URL is fetched by the Worker (through the model cache, with Range
@@ -82,8 +87,16 @@ export interface WorkerHost {
 
 /** What the page sees through Comlink (every method returns a Promise there). */
 export interface ChunklmWorkerApi {
-  /** Returns {@link WORKER_PROTOCOL_VERSION}; also proves the Worker script has started. */
+  /**
+   * Returns the Worker's {@link PROTOCOL_VERSION}; also proves the Worker script has started.
+   * Frozen: every protocol version has it, so a client can always learn which Worker it reached.
+   */
   ping(): number;
+  /**
+   * The first call of a client: returns the Worker's {@link PROTOCOL_VERSION}, or throws WorkerError
+   * 'protocol-mismatch' (fields `worker`, `client`) when `clientProtocol` is another one.
+   */
+  handshake(clientProtocol: number): number;
   load(
     source: ModelSourceSpec,
     opts: WorkerLoadOptions,
@@ -156,7 +169,12 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
   constructor(private readonly host: WorkerHost) {}
 
   ping(): number {
-    return WORKER_PROTOCOL_VERSION;
+    return PROTOCOL_VERSION;
+  }
+
+  handshake(clientProtocol: number): number {
+    if (clientProtocol !== PROTOCOL_VERSION) throw protocolMismatch(PROTOCOL_VERSION, clientProtocol);
+    return PROTOCOL_VERSION;
   }
 
   async load(
@@ -462,6 +480,15 @@ export class ChunklmWorkerService implements ChunklmWorkerApi {
     this.tail = run.catch(() => undefined);
     return run;
   }
+}
+
+/** What either end throws when the page and the Worker speak different protocol versions. */
+export function protocolMismatch(worker: unknown, client: number): WorkerError {
+  return new WorkerError(
+    'protocol-mismatch',
+    `the chunklm Worker speaks protocol ${String(worker)} but the page's ChunklmClient speaks ${client}: they come from different chunklm builds; reload the page (a stale cached Worker script?), or bundle the Worker from the same chunklm version as the page`,
+    { worker: typeof worker === 'number' ? worker : String(worker), client },
+  );
 }
 
 function docsOf(engine: EngineLike): EngineDocuments {
