@@ -1,10 +1,11 @@
 // `npm run build:extension`: installs what is missing, then builds the Chrome extension of
 // examples/chrome-extension/ into dist-extension/ (load it unpacked at chrome://extensions).
 // `buildExtension` is also what e2e/extension.e2e.ts builds with. Option: --out-dir DIR.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { generatedPath, renderShaderModule } from './gen-shaders.mjs';
 import { ensureNodeModules, projectRoot } from './setup.mjs';
 
 /** Files the manifest or the side panel name by path: each must be one classic-or-module script with no import of a shared chunk. */
@@ -38,6 +39,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
   if (!ensureNodeModules()) {
     process.stderr.write('npm ci failed; see its output above\n');
     process.exit(1);
+  }
+  // The Worker's kernels come from the generated shader module: brought up to date with shaders/
+  // first, as `npm run build` does in its prebuild step.
+  const shaders = renderShaderModule();
+  if (readFileSync(generatedPath, 'utf8') !== shaders) {
+    writeFileSync(generatedPath, shaders);
+    process.stdout.write(`wrote ${generatedPath} (shaders/ had changed)\n`);
   }
   const outDir = resolve(values['out-dir'] ?? resolve(projectRoot, 'dist-extension'));
   const ms = await buildExtension(outDir);
