@@ -3,65 +3,27 @@
 // Worker bundle carries the kernels as text; the entry imports in plain Node; the declarations
 // type-check a consumer. Builds lib/ first (npm run build:lib, without regenerating shaders).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build, type BuildOptions } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLib } from '../../scripts/build-lib.mjs';
+import { bundleHost, makeHostDir, wgslFunctions } from '../helpers/esbuild-host.ts';
 import { projectRoot } from '../helpers/shared.ts';
-
-const HOST_TS = `
-import { ChunklmClient, PROTOCOL_VERSION, WorkerError, type GenerationResult } from 'chunklm';
-
-// esbuild leaves new URL(...) alone: the Worker is its own entry point, built next to this file.
-const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-const client = await ChunklmClient.create({ worker });
-const result: GenerationResult = await client.generate('Once upon a time', { maxTokens: 4, temperature: 0 }).result;
-console.log(PROTOCOL_VERSION, result.tokens, WorkerError.name);
-`;
-const WORKER_TS = `import 'chunklm/worker';\n`;
-
-/** Function names declared in each shaders/*.wgsl file (its kernels and helpers). */
-function wgslFunctions(): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const f of readdirSync(join(projectRoot, 'shaders')).filter((n) => n.endsWith('.wgsl'))) {
-    const text = readFileSync(join(projectRoot, 'shaders', f), 'utf8');
-    out.set(f.slice(0, -5), [...text.matchAll(/^fn (\w+)\(/gm)].map((m) => m[1]));
-  }
-  return out;
-}
 
 describe('chunklm as a package, bundled by esbuild and imported by Node', () => {
   let dir: string;
-  let out: string;
-  const common = (): BuildOptions => ({
-    absWorkingDir: dir,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: true,
-    logLevel: 'silent',
-  });
 
   beforeAll(() => {
     buildLib({ generate: false });
-    dir = mkdtempSync(join(tmpdir(), 'chunklm-host-'));
-    mkdirSync(join(dir, 'node_modules'));
-    symlinkSync(projectRoot, join(dir, 'node_modules', 'chunklm'), 'dir');
-    writeFileSync(join(dir, 'host.ts'), HOST_TS);
-    writeFileSync(join(dir, 'worker.ts'), WORKER_TS);
-    out = join(dir, 'out');
+    dir = makeHostDir();
   }, 120_000);
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('bundles a host page and its Worker from the built package, with no import.meta.glob and the kernels in the Worker', async () => {
-    const r = await build({ ...common(), entryPoints: { host: 'host.ts', worker: 'worker.ts' }, outdir: out, metafile: true });
-    expect(r.errors).toEqual([]);
-    const inputs = Object.keys(r.metafile.inputs);
+    const out = join(dir, 'out');
+    const inputs = Object.keys((await bundleHost(dir, out)).inputs);
     // Resolved by package name to the built JavaScript, not to the TypeScript sources.
     expect(inputs.some((p) => /(^|\/)lib\/worker\/worker\.js$/.test(p))).toBe(true);
     expect(inputs.some((p) => /(^|\/)src\//.test(p))).toBe(false);
@@ -79,9 +41,8 @@ describe('chunklm as a package, bundled by esbuild and imported by Node', () => 
   });
 
   it("bundles the Worker from the TypeScript sources too (esbuild's conditions: ['source'])", async () => {
-    const r = await build({ ...common(), entryPoints: { worker: 'worker.ts' }, outdir: join(dir, 'out-source'), conditions: ['source'], metafile: true });
-    expect(r.errors).toEqual([]);
-    expect(Object.keys(r.metafile.inputs).some((p) => p.endsWith('src/gpu/shader-sources.generated.ts'))).toBe(true);
+    const meta = await bundleHost(dir, join(dir, 'out-source'), { conditions: ['source'] });
+    expect(Object.keys(meta.inputs).some((p) => p.endsWith('src/gpu/shader-sources.generated.ts'))).toBe(true);
     expect(readFileSync(join(dir, 'out-source', 'worker.js'), 'utf8')).toContain('fn tanh_clamped(');
   });
 
