@@ -1,16 +1,16 @@
 // chunklm as a package, outside Vite: a host's page script and its Worker, importing `chunklm`
 // and `chunklm/worker` by name (a node_modules symlink to the project), bundle with esbuild; the
-// Worker bundle carries the kernels as text; the entry imports in plain Node; the declarations
-// type-check a consumer. Builds lib/ first (npm run build:lib, without regenerating shaders).
+// Worker bundle carries the kernels as text; Vite builds the same host's two Worker patterns; the
+// entry imports in plain Node; the declarations type-check a consumer. Builds lib/ first (npm run build:lib, without regenerating shaders).
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLib } from '../../scripts/build-lib.mjs';
 import { bundleHost, makeHostDir, wgslFunctions } from '../helpers/esbuild-host.ts';
 import { projectRoot } from '../helpers/shared.ts';
 
-describe('chunklm as a package, bundled by esbuild and imported by Node', () => {
+describe('chunklm as a package, bundled by esbuild and Vite and imported by Node', () => {
   let dir: string;
 
   beforeAll(() => {
@@ -39,6 +39,25 @@ describe('chunklm as a package, bundled by esbuild and imported by Node', () => 
     expect(host).not.toContain('fn tanh_clamped(');
     expect(host).toContain('handshake');
   });
+
+  it("bundles with Vite too: the client's default Worker and an explicit 'chunklm/worker?worker' become one Worker chunk with the kernels", async () => {
+    const { build } = await import('vite');
+    const site = join(dir, 'vite');
+    mkdirSync(site);
+    writeFileSync(join(site, 'index.html'), '<script type="module" src="./main.ts"></script>\n');
+    writeFileSync(
+      join(site, 'main.ts'),
+      "import { ChunklmClient } from 'chunklm';\nimport ChunklmWorker from 'chunklm/worker?worker';\n" +
+        'export const explicit = ChunklmClient.create({ worker: new ChunklmWorker() });\nexport const byDefault = ChunklmClient.create();\n',
+    );
+    await build({ root: site, configFile: false, logLevel: 'silent', worker: { format: 'es' }, build: { outDir: join(site, 'dist') } });
+    const assets = readdirSync(join(site, 'dist', 'assets'));
+    const workers = assets.filter((f) => readFileSync(join(site, 'dist', 'assets', f), 'utf8').includes('fn tanh_clamped('));
+    expect(workers).toHaveLength(1);
+    const page = assets.filter((f) => f.startsWith('index')).map((f) => readFileSync(join(site, 'dist', 'assets', f), 'utf8')).join('');
+    expect(page.split(workers[0]).length - 1).toBe(2);
+    expect(page).not.toContain('fn tanh_clamped(');
+  }, 120_000);
 
   it("bundles the Worker from the TypeScript sources too (esbuild's conditions: ['source'])", async () => {
     const meta = await bundleHost(dir, join(dir, 'out-source'), { conditions: ['source'] });
