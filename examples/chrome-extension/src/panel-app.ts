@@ -248,10 +248,13 @@ export class PanelApp extends LitElement {
           const docId = await pageDocumentId(page.url);
           const selection = page.from === 'selection';
           this.setRead(tab.tabId, { state: 'computing', docId, selection });
-          const info = await client.documents.add(
-            { id: docId, title: page.title, text: page.text },
-            { signal: ctrl.signal, onProgress: (progress) => this.setRead(tab.tabId, { state: 'computing', docId, selection, progress }) },
-          );
+          // Progress reports come through their own message channel and can arrive after the add
+          // has returned: one that late must not overwrite the result.
+          let added = false;
+          const onProgress = (progress: DocumentProgress): void => {
+            if (!added) this.setRead(tab.tabId, { state: 'computing', docId, selection, progress });
+          };
+          const info = await client.documents.add({ id: docId, title: page.title, text: page.text }, { signal: ctrl.signal, onProgress }).finally(() => (added = true));
           this.setRead(tab.tabId, { state: 'done', docId, selection, chunks: info.chunks, computed: info.computedChunks ?? 0 });
           if (!ids.includes(docId)) ids.push(docId);
         } catch (err) {
