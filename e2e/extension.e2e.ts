@@ -4,8 +4,8 @@
 // (chrome-extension://<id>/sidepanel.html): it loads the model by its http URL, reads the chosen
 // tab and answers as a stream, every chunk computed; the same page in a new tab computes nothing;
 // an edited paragraph computes only its own chunk; a reopened panel lists the pages from IndexedDB
-// and loads the model from the extension's model cache without downloading it. A screenshot of the
-// panel goes to e2e/screenshots/ (git-ignored).
+// and loads the model from the extension's model cache without downloading it; a selection is read
+// instead of the whole page. A screenshot of the panel goes to e2e/screenshots/ (git-ignored).
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -259,5 +259,20 @@ describe.skipIf(!model)(`the Chrome extension (${model ? 'stories260K, unpacked 
     expect(restored.answer.sources.every((s) => s === 'gpu' || s === 'memory' || s === 'store')).toBe(true);
     mkdirSync(shots, { recursive: true });
     await panel.screenshot({ path: join(shots, 'extension-sidepanel.png'), fullPage: true });
+  });
+
+  it('a selection in the page is read instead of the whole page', async () => {
+    await secondTab.evaluate(() => {
+      const range = document.createRange();
+      range.selectNodeContents(document.querySelectorAll('article p')[3]);
+      const selection = window.getSelection()!;
+      selection.removeAllRanges();
+      selection.addRange(range);
+    });
+    const selected = await askAbout(panel, secondTabId);
+    expect(selected.read.state).toBe('done');
+    expect(selected.read.chunks).toBe(1);
+    expect(await panel.locator(`#pages-tabs li[data-tab-id="${secondTabId}"] .page-read`).textContent()).toContain('the selection');
+    expect(selected.answer.state).toBe('done');
   });
 });
