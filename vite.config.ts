@@ -3,13 +3,33 @@
 // folder works from any static host at any path, with a service worker that keeps the app shell
 // for offline use. Models are never part of it: the app's own model cache holds them.
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
+import { shadersDir, writeShaderModule } from './scripts/gen-shaders.mjs';
 import { VitePWA } from 'vite-plugin-pwa';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 
 /** Model files: too big to precache, fetched with Range requests, cached by the app itself. */
 const MODEL_FILES = /(^|\/)models\/|\.(gguf|kvpack)(\?|$)/;
+
+/**
+ * Keeps src/gpu/shader-sources.generated.ts in step with shaders/*.wgsl while Vite runs: at the
+ * start of a build or of the dev server, and whenever a kernel changes under `npm run dev`.
+ */
+function shaderModule(): Plugin {
+  return {
+    name: 'chunklm-shader-module',
+    buildStart() {
+      writeShaderModule();
+    },
+    configureServer(server) {
+      server.watcher.add(shadersDir);
+      server.watcher.on('change', (file) => {
+        if (file.endsWith('.wgsl')) writeShaderModule();
+      });
+    },
+  };
+}
 
 export default defineConfig({
   root,
@@ -31,6 +51,7 @@ export default defineConfig({
   },
   build: { target: 'es2022' },
   plugins: [
+    shaderModule(),
     VitePWA({
       strategies: 'generateSW',
       // Workbox's production build, also when NODE_ENV says otherwise (vitest sets 'test').

@@ -30,6 +30,20 @@ export function renderShaderModule(dir = shadersDir) {
   ].join('\n');
 }
 
+/** Rewrites the module when it differs from shaders/; returns whether it wrote. */
+export function writeShaderModule() {
+  const text = renderShaderModule();
+  let current = '';
+  try {
+    current = readFileSync(generatedPath, 'utf8');
+  } catch {
+    // absent: written now
+  }
+  if (current === text) return false;
+  writeFileSync(generatedPath, text);
+  return true;
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const text = renderShaderModule();
   const rel = relative(process.cwd(), generatedPath);

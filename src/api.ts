@@ -70,3 +70,6 @@ export {
   throwIfAborted,
   type ErrorFields,
 } from './errors.ts';
+
+// Display helpers the demo and hosts share (sizes, load progress in words).
+export { formatBytes, formatLoadProgress } from './format.ts';

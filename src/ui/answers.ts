@@ -1,6 +1,6 @@
 // What the demo keeps of an answer for the TTFT chart (and across visits, in localStorage): the
 // numbers of a GenerationResult, with its chunks counted by where their KV came from. No Lit.
-import type { ChunkSource, GenerationResult } from '../engine/types.ts';
+import type { ChunkSource, GenerationResult } from '../api.ts';
 import type { AnswerRecord } from './events.ts';
 
 /** The record of answer number `n` (1-based), linked with `method`. */

@@ -1,7 +1,7 @@
 // The TTFT chart's numbers, without the chart: the axis maximum, its ticks at round steps and
 // their labels, and which chunk source an answer's bar is named after. No Lit and no DOM, so Node
 // tests import it (test/ui/chart-scale.test.ts).
-import type { ChunkSource } from '../engine/types.ts';
+import type { ChunkSource } from '../api.ts';
 import type { AnswerRecord } from './events.ts';
 
 /** The order of a bar's segments, bottom up, and of the legend. */

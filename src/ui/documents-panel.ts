@@ -2,10 +2,10 @@
 // .kvpack imports), choose which ones answers read, pin, export and remove them. Talks only to
 // ChunklmClient.documents; files are turned into text on the page (ingest.ts).
 import { LitElement, css, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
-import type { ChunklmClient } from '../client/client.ts';
-import type { DocumentInfo, DocumentInput, DocumentProgress } from '../engine/types.ts';
-import { AbortedError, ChunklmError, InvalidRequestError } from '../errors.ts';
-import { formatBytes } from '../format.ts';
+import type { ChunklmClient } from '../api.ts';
+import type { DocumentInfo, DocumentInput, DocumentProgress } from '../api.ts';
+import { AbortedError, ChunklmError, InvalidRequestError } from '../api.ts';
+import { formatBytes } from '../api.ts';
 import { emit } from './events.ts';
 import { DOCUMENT_FILE_ACCEPT, markdownTitle, readDocumentFile, titleFromFileName } from './ingest.ts';
 import { baseStyles } from './theme.ts';

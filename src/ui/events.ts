@@ -2,7 +2,7 @@
 // ChunklmClient as a property and fires these (bubbling, composed) events; <chunklm-app> holds
 // the shared state and passes it down as properties. Components import only the client and the
 // public API types, never engine/ or worker/ internals.
-import type { ChunkSource, LinkMethod, ModelInfo } from '../engine/types.ts';
+import type { ChunkSource, LinkMethod, ModelInfo } from '../api.ts';
 
 /** What the visitor set in the settings panel; the chat and the model panel read it. */
 export interface DemoSettings {

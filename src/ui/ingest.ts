@@ -3,7 +3,7 @@
 // first PDF is opened: it is about 1.4 MB with its worker). Runs on the page, not in the engine's
 // Worker: DOMParser exists only here, and pdf.js starts a worker of its own.
 import { Readability } from '@mozilla/readability';
-import { AbortedError, ChunklmError, InvalidRequestError, throwIfAborted } from '../errors.ts';
+import { AbortedError, ChunklmError, InvalidRequestError, throwIfAborted } from '../api.ts';
 
 export type DocumentKind = 'text' | 'markdown' | 'html' | 'pdf';
 

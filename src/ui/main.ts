@@ -1,7 +1,7 @@
 // Entry of the demo page (index.html): registers <chunklm-app> and exposes the client it talks to
 // as `window.chunklm`, for scripts, the console and browser tests (`await window.chunklmReady`
 // resolves once the Worker answers). One client: the app's own, shared, never a second one.
-import type { ChunklmClient } from '../client/client.ts';
+import type { ChunklmClient } from '../api.ts';
 import './chunklm-app.ts';
 
 declare global {

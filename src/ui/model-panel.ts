@@ -3,11 +3,11 @@
 // keeps. It only talks to the client (never to the GPU or storage) and tells the app through the
 // events of events.ts; load errors become a message that says what to do (load-errors.ts).
 import { LitElement, css, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
-import type { ChunklmClient } from '../client/client.ts';
-import type { LoadProgress, ModelInfo } from '../engine/types.ts';
-import { ChunklmError } from '../errors.ts';
-import { formatBytes } from '../format.ts';
-import type { CachedModelFile } from '../hub/model-cache.ts';
+import type { ChunklmClient } from '../api.ts';
+import type { LoadProgress, ModelInfo } from '../api.ts';
+import { ChunklmError } from '../api.ts';
+import { formatBytes } from '../api.ts';
+import type { CachedModelFile } from '../api.ts';
 import { emit } from './events.ts';
 import {
   describeLoadError,

@@ -1,6 +1,6 @@
 // The demo's settings in localStorage ('chunklm.settings'), read field by field so that a bad or
 // old entry falls back to the default. No Lit and no DOM: the storage is a parameter, for tests.
-import { LINK_METHODS, type LinkMethod } from '../engine/types.ts';
+import { LINK_METHODS, type LinkMethod } from '../api.ts';
 import { DEFAULT_SETTINGS, type DemoSettings } from './events.ts';
 
 export const SETTINGS_STORAGE_KEY = 'chunklm.settings';

@@ -3,7 +3,7 @@
 // question asked again over documents already read is seen to start sooner. The axis's numbers
 // are chart-scale.ts's.
 import { LitElement, css, html, nothing, svg } from 'lit';
-import type { ChunkSource, LinkMethod } from '../engine/types.ts';
+import type { ChunkSource, LinkMethod } from '../api.ts';
 import { CHART_SOURCES as SOURCES, axisTickLabels, axisTicks, formatTtft, mainSource, niceMax } from './chart-scale.ts';
 import type { AnswerRecord } from './events.ts';
 import { SOURCE_COLOURS, baseStyles } from './theme.ts';
