@@ -1,35 +1,36 @@
 // `npm run build:extension`: installs what is missing, then builds the Chrome extension of
 // examples/chrome-extension/ into dist-extension/ (load it unpacked at chrome://extensions).
 // `buildExtension` is also what e2e/extension.e2e.ts builds with. Option: --out-dir DIR.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generatedPath, renderShaderModule } from './gen-shaders.mjs';
 import { ensureNodeModules, projectRoot } from './setup.mjs';
 
-/** Files the manifest or the side panel name by path: each must be one classic-or-module script with no import of a shared chunk. */
-const STANDALONE_SCRIPTS = ['service-worker.js', 'page-text.js'];
-
 /**
  * Builds the extension into `outDir` (emptied first) and returns how long it took, in ms. Needs
- * node_modules. Fails when the service worker or the injected script came out importing another
- * chunk: page-text.js runs as a classic script in the tab, where `import` is a syntax error.
+ * node_modules. Two Vite builds of examples/chrome-extension/vite.config.ts: the side panel and
+ * the service worker, then (`mode: 'page-text'`) the script injected into tabs, which runs as a
+ * classic script there: the build fails if it came out importing anything.
  */
 export async function buildExtension(outDir = resolve(projectRoot, 'dist-extension'), { logLevel = 'info' } = {}) {
   const { build } = await import('vite');
   const start = performance.now();
-  await build({
-    configFile: resolve(projectRoot, 'examples/chrome-extension/vite.config.ts'),
-    logLevel,
-    clearScreen: false,
-    build: { outDir, emptyOutDir: true },
-  });
-  for (const name of STANDALONE_SCRIPTS) {
-    const code = readFileSync(join(outDir, name), 'utf8');
-    if (/(^|[;}\n])\s*(import\s*[\w{*'"`]|export\s*[\w{*])/.test(code)) {
-      throw new Error(`${name} imports or exports something; the extension needs it as one self-contained script`);
+  const configFile = resolve(projectRoot, 'examples/chrome-extension/vite.config.ts');
+  await build({ configFile, logLevel, clearScreen: false, build: { outDir, emptyOutDir: true } });
+  // The injected script is built alone and only page-text.js is kept (see the config).
+  const scratch = mkdtempSync(join(tmpdir(), 'chunklm-page-text-'));
+  try {
+    await build({ configFile, mode: 'page-text', logLevel, clearScreen: false, build: { outDir: scratch, emptyOutDir: true } });
+    const pageText = readFileSync(join(scratch, 'page-text.js'), 'utf8');
+    if (/(^|[;}\n])\s*(import\s*[\w{*'"`(.]|export\s*[\w{*])/.test(pageText)) {
+      throw new Error('page-text.js imports or exports something; it is injected into tabs as one classic script and must be self-contained');
     }
+    writeFileSync(join(outDir, 'page-text.js'), pageText);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
   return performance.now() - start;
 }

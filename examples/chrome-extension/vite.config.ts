@@ -1,17 +1,15 @@
 // Builds the Chrome extension into dist-extension/ (`npm run build:extension`, which runs
-// scripts/build-extension.mjs). Entries: the side panel page (which starts the engine's Worker,
-// bundled as its own ES module chunk with every WGSL shader inlined, as in the demo), the service
-// worker and the script injected into tabs, the last two at fixed names the manifest and the
-// panel use. public/ holds manifest.json. Relative URLs (base './'), as extension pages want.
+// scripts/build-extension.mjs), in two builds into the same folder: the side panel page (which
+// starts the engine's Worker, bundled as its own ES module chunk with the WGSL kernels inside, as
+// in the demo) with the service worker; then the script injected into tabs, alone. The service worker and
+// the injected script keep fixed names, which the manifest and the panel use. public/ holds
+// manifest.json. Relative URLs (base './'), as extension pages want.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { defineConfig, type Plugin } from 'vite';
+import { defineConfig, type Plugin, type UserConfig } from 'vite';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
-
-/** Entries the extension names by path: they are built to the output's root under these names. */
-const FIXED_NAMES = new Set(['service-worker', 'page-text']);
 
 /**
  * The demo's colours (light and dark custom properties) live in a <style> in the project's
@@ -45,7 +43,10 @@ function noPdfWorker(): Plugin {
   };
 }
 
-export default defineConfig({
+const outDir = `${projectRoot}/dist-extension`;
+
+/** The side panel (with the engine's Worker) and the service worker. */
+const panelConfig: UserConfig = {
   root,
   base: './',
   publicDir: 'public',
@@ -54,19 +55,45 @@ export default defineConfig({
   plugins: [demoPalette(), noPdfWorker()],
   build: {
     target: 'es2022',
-    outDir: `${projectRoot}/dist-extension`,
+    outDir,
     emptyOutDir: true,
     // Extension pages load from the package: no need to split a few hundred KB for download speed.
     chunkSizeWarningLimit: 4096,
     rollupOptions: {
       input: {
         sidepanel: `${root}/sidepanel.html`,
+        // A module service worker may import shared chunks statically (not with import()).
         'service-worker': `${root}/src/service-worker.ts`,
-        'page-text': `${root}/src/page-text.ts`,
       },
       output: {
-        entryFileNames: (chunk) => (FIXED_NAMES.has(chunk.name) ? '[name].js' : 'assets/[name]-[hash].js'),
+        entryFileNames: (chunk) => (chunk.name === 'service-worker' ? '[name].js' : 'assets/[name]-[hash].js'),
       },
     },
   },
-});
+};
+
+/**
+ * The script injected into tabs, built alone as one classic script (IIFE): a script injected with
+ * `files` cannot import, so it must share no chunk with the panel, which a multi-entry build would
+ * make of any module both use (errors, the API module). Built into a folder of its own, from which
+ * scripts/build-extension.mjs takes page-text.js alone: Vite also emits what the modules it
+ * transforms refer to (the client's Worker), though tree-shaking leaves them out of the script.
+ */
+const pageTextConfig: UserConfig = {
+  root,
+  base: './',
+  publicDir: false,
+  plugins: [noPdfWorker()],
+  build: {
+    target: 'es2022',
+    outDir: `${projectRoot}/.cache/extension-page-text`,
+    emptyOutDir: true,
+    rollupOptions: {
+      input: { 'page-text': `${root}/src/page-text.ts` },
+      output: { format: 'iife', entryFileNames: '[name].js' },
+    },
+  },
+};
+
+/** `vite build -c examples/chrome-extension/vite.config.ts` builds the panel; `--mode page-text` the injected script. */
+export default defineConfig(({ mode }) => (mode === 'page-text' ? pageTextConfig : panelConfig));
