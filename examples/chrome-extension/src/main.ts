@@ -1,7 +1,7 @@
 // Entry of the side panel (sidepanel.html): registers <chunklm-extension-app> and exposes its
 // client as `window.chunklm` once the Worker answers (`window.chunklmReady`), as the demo page does,
 // for the console and the browser test.
-import type { ChunklmClient } from '../../../src/client/client.ts';
+import type { ChunklmClient } from '../../../src/api.ts';
 import './panel-app.ts';
 
 declare global {

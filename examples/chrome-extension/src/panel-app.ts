@@ -5,8 +5,7 @@
 // One ChunklmClient, so one engine Worker, for the panel; it lives as long as the panel is open.
 /// <reference path="./chrome.d.ts" />
 import { LitElement, css, html, nothing } from 'lit';
-import { ChunklmClient } from '../../../src/client/client.ts';
-import type { DocumentInfo, DocumentProgress, ModelInfo } from '../../../src/engine/types.ts';
+import { ChunklmClient, type DocumentInfo, type DocumentProgress, type ModelInfo } from '../../../src/api.ts';
 import type { ChatPanel } from '../../../src/ui/chat-panel.ts';
 import '../../../src/ui/chat-panel.ts';
 import { DEFAULT_SETTINGS, type AnswerRecord, type DemoSettings } from '../../../src/ui/events.ts';
