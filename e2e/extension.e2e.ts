@@ -190,8 +190,10 @@ describe.skipIf(!model)(`the Chrome extension (${model ? 'stories260K, unpacked 
     panel = await openPanel(context, extensionId, problems);
     await shortAnswers(panel);
     await panel.locator('#model-url').fill(modelUrl);
+    const loadStart = Date.now();
     await panel.locator('#model-load').click();
     await waitModelReady(panel);
+    process.stdout.write(`[e2e] extension: first model load (download into the extension's cache) ready in ${Date.now() - loadStart} ms\n`);
 
     const [tabId] = await until(async () => ((await tabIds(panel)).length > 0 ? tabIds(panel) : undefined), 'the tab listed', 10_000);
     expect(await panel.locator(`#pages-tabs li[data-tab-id="${tabId}"]`).getAttribute('data-url')).toBe(pageUrl);
