@@ -1,7 +1,8 @@
 // `npm test`: every check the project has, in one command that also installs what is missing.
 //   1. dependencies: `npm ci` when node_modules is absent; Chromium and the Vulkan loader
 //      through apt-get when missing (as root), which WebGPU on SwiftShader needs;
-//   2. the type check (`tsc --noEmit`), counted as one test;
+//   2. the type checks (`tsc --noEmit` of the project and of the Chrome extension example), one
+//      test each;
 //   3. the unit and GPU tests (vitest, test/**/*.test.ts);
 //   4. the browser tests (vitest driving Chromium through playwright-core, e2e/*.e2e.ts).
 // Counts come from a small vitest reporter (scripts/vitest-count-reporter.mjs) that also counts
@@ -98,10 +99,18 @@ const systemProblem = ensureSystemPackages();
 process.stdout.write(systemProblem ? `${systemProblem}\n` : 'npm packages, Chromium and the Vulkan loader are installed\n');
 
 banner('type check (tsc --noEmit)');
-const tsc = spawnSync(bin('tsc'), ['--noEmit', '-p', projectRoot], { stdio: 'inherit', cwd: projectRoot });
-record('typecheck', tsc.status === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 });
-if (tsc.status === 0) process.stdout.write('no type errors\n');
-else failures.push('typecheck: tsc --noEmit reported errors (see above)');
+const typeChecks = { typecheck: { passed: 0, failed: 0 } };
+for (const project of ['.', 'examples/chrome-extension']) {
+  const tsc = spawnSync(bin('tsc'), ['--noEmit', '-p', join(projectRoot, project)], { stdio: 'inherit', cwd: projectRoot });
+  if (tsc.status === 0) {
+    typeChecks.typecheck.passed++;
+    process.stdout.write(`${project}: no type errors\n`);
+  } else {
+    typeChecks.typecheck.failed++;
+    failures.push(`typecheck: tsc --noEmit -p ${project} reported errors (see above)`);
+  }
+}
+record('typecheck', typeChecks.typecheck);
 
 banner('unit and GPU tests (vitest)');
 const unit = vitest('unit', []);

@@ -50,6 +50,7 @@ export class ModelPanel extends LitElement {
     client: { attribute: false },
     kvDtype: { attribute: 'kv-dtype' },
     busy: { type: Boolean },
+    localDemo: { type: Boolean, attribute: 'local-demo' },
     state: { state: true },
     progress: { state: true },
     model: { state: true },
@@ -71,6 +72,11 @@ export class ModelPanel extends LitElement {
   declare kvDtype: 'f16' | 'f32';
   /** Set by the app while an answer streams: loading and unloading wait. */
   declare busy: boolean;
+  /**
+   * Whether to look for the demo model served beside the page (`models/stories260K.gguf`) and
+   * offer it first (default true; hosts that never serve it, like the extension, turn it off).
+   */
+  declare localDemo: boolean;
 
   declare private state: ModelPanelState;
   declare private progress: LoadProgress | undefined;
@@ -102,6 +108,7 @@ export class ModelPanel extends LitElement {
     this.client = undefined;
     this.kvDtype = 'f16';
     this.busy = false;
+    this.localDemo = true;
     this.state = 'idle';
     this.cancelling = false;
     this.selected = DEFAULT_HUB_PRESET.id;
@@ -123,6 +130,7 @@ export class ModelPanel extends LitElement {
       this.error = describeLoadError(new ChunklmError('no-webgpu', 'navigator.gpu is missing in this page'));
       this.state = 'error';
     }
+    if (!this.localDemo) return;
     this.demoCheck ??= localDemoAvailable().then((ok) => {
       this.demoAvailable = ok;
       if (ok && !this.userChose && this.state !== 'loading') this.selected = LOCAL_DEMO_MODEL.id;

@@ -324,6 +324,7 @@ export class PanelApp extends LitElement {
       <chunklm-model-panel
         .client=${this.client}
         .kvDtype=${this.settings.kvDtype}
+        .localDemo=${false}
         .busy=${this.busy || this.reading !== undefined}
         @chunklm-model-loaded=${(e: CustomEvent<ModelInfo>) => void this.onModelLoaded(e)}
         @chunklm-model-unloaded=${() => (this.model = undefined)}
