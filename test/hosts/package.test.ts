@@ -93,9 +93,10 @@ describe('chunklm as a package, bundled by esbuild and Vite and imported by Node
     );
     // A type error in the consumer must be found: the types are real, not `any`.
     writeFileSync(join(dir, 'wrong.ts'), `import type { GenerationResult } from 'chunklm';\nexport const wrong = (r: GenerationResult): string => r.tokens;\n`);
-    const r = spawnSync(process.execPath, [join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir, encoding: 'utf8' });
+    // --pretty false: `npm test` sets FORCE_COLOR, which would colour 'error' apart from 'TS…'.
+    const r = spawnSync(process.execPath, [join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir, '--pretty', 'false'], { cwd: dir, encoding: 'utf8' });
     const errors = r.stdout.split('\n').filter((l) => l.includes('error TS'));
-    expect(errors).toHaveLength(1);
+    expect(errors, `tsc exited ${r.status} (signal ${r.signal}, error ${r.error?.message}); stdout: ${r.stdout}; stderr: ${r.stderr}`).toHaveLength(1);
     expect(errors[0]).toMatch(/^wrong\.ts\(2,.*'number\[\]' is not assignable to type 'string'/);
   });
 });
