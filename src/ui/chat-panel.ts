@@ -3,9 +3,7 @@
 // came from, TTFT, speed, reused / recomputed / computed tokens).
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import { repeat } from 'lit/directives/repeat.js';
-import type { ChunklmClient } from '../api.ts';
-import type { ChatMessage, ChunkSource, GenerateInput, GenerateOptions, GenerationResult, ModelInfo, UsedChunk } from '../api.ts';
-import { ChunklmError } from '../api.ts';
+import { type ChatMessage, type ChunklmClient, ChunklmError, type ChunkSource, type GenerateInput, type GenerateOptions, type GenerationResult, type ModelInfo, type UsedChunk } from '../api.ts';
 import { answerRecord } from './answers.ts';
 import { emit, type DemoSettings, DEFAULT_SETTINGS } from './events.ts';
 import { renderMarkdown } from './markdown.ts';

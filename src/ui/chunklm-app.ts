@@ -3,8 +3,7 @@
 // sidebar with the model, the documents and the settings; the conversation and the TTFT chart
 // beside it (one column on a phone, in the same order as the keyboard goes).
 import { LitElement, css, html, nothing } from 'lit';
-import { ChunklmClient } from '../api.ts';
-import type { DocumentInfo, ModelInfo } from '../api.ts';
+import { ChunklmClient, type DocumentInfo, type ModelInfo } from '../api.ts';
 import type { ChatPanel } from './chat-panel.ts';
 import './chat-panel.ts';
 import './documents-panel.ts';

@@ -2,12 +2,10 @@
 // .kvpack imports), choose which ones answers read, pin, export and remove them. Talks only to
 // ChunklmClient.documents; files are turned into text on the page (ingest.ts).
 import { LitElement, css, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
-import type { ChunklmClient } from '../api.ts';
-import type { DocumentInfo, DocumentInput, DocumentProgress } from '../api.ts';
-import { AbortedError, ChunklmError, InvalidRequestError } from '../api.ts';
-import { formatBytes } from '../api.ts';
+import { AbortedError, ChunklmError, InvalidRequestError, formatBytes, type ChunklmClient, type DocumentInfo, type DocumentInput, type DocumentProgress } from '../api.ts';
 import { emit } from './events.ts';
 import { DOCUMENT_FILE_ACCEPT, markdownTitle, readDocumentFile, titleFromFileName } from './ingest.ts';
+import { isAbort } from './load-errors.ts';
 import { baseStyles } from './theme.ts';
 
 /** localStorage key of the ids checked for answers (a JSON array). */
@@ -986,10 +984,6 @@ function describeAdded(info: DocumentInfo, imported: boolean): string {
   const cached = info.chunks - computed;
   const how = computed === 0 ? 'every chunk was already cached' : cached > 0 ? `${computed} computed, ${cached} already cached` : `${computed} computed`;
   return `Read ${info.title}: ${plural(info.chunks, 'chunk')} (${how})`;
-}
-
-function isAbort(err: unknown): boolean {
-  return (err instanceof ChunklmError && err.code === 'aborted') || (err instanceof Error && (err.name === 'AbortError' || err.name === 'AbortedError'));
 }
 
 function plural(n: number, word: string): string {

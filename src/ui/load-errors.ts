@@ -1,9 +1,7 @@
 // What the model panel says about a load, without the panel: load errors turned into a title, a
 // message, advice and a Retry flag; the status sentences of each load phase; the names and
 // origins of sources. No Lit and no DOM here, so Node tests import it (test/ui/load-errors.test.ts).
-import type { LoadProgress, ModelInfo } from '../api.ts';
-import { ChunklmError } from '../api.ts';
-import { formatBytes, formatLoadProgress } from '../api.ts';
+import { ChunklmError, formatBytes, formatLoadProgress, type LoadProgress, type ModelInfo } from '../api.ts';
 import { absoluteUrl, presetForUrl } from './presets.ts';
 
 /** A failure as the panel shows it: what happened, what to do, and whether Retry may help. */

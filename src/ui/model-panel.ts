@@ -3,11 +3,7 @@
 // keeps. It only talks to the client (never to the GPU or storage) and tells the app through the
 // events of events.ts; load errors become a message that says what to do (load-errors.ts).
 import { LitElement, css, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
-import type { ChunklmClient } from '../api.ts';
-import type { LoadProgress, ModelInfo } from '../api.ts';
-import { ChunklmError } from '../api.ts';
-import { formatBytes } from '../api.ts';
-import type { CachedModelFile } from '../api.ts';
+import { type CachedModelFile, type ChunklmClient, ChunklmError, formatBytes, type LoadProgress, type ModelInfo } from '../api.ts';
 import { emit } from './events.ts';
 import {
   describeLoadError,

@@ -1,9 +1,7 @@
 // How answers are made (linking method, k, ratio, chunk size, KV precision, sampling) and what
 // the chunk cache holds (storage used, budget, hits per tier), with the means to empty it.
 import { LitElement, css, html, nothing } from 'lit';
-import type { ChunklmClient } from '../api.ts';
-import { LINK_METHODS, type DocumentStats, type LinkMethod } from '../api.ts';
-import { formatBytes } from '../api.ts';
+import { type ChunklmClient, type DocumentStats, formatBytes, LINK_METHODS, type LinkMethod } from '../api.ts';
 import { DEFAULT_SETTINGS, emit, type DemoSettings } from './events.ts';
 import { saveSettings } from './settings-store.ts';
 import { baseStyles } from './theme.ts';
