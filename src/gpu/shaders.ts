@@ -21,13 +21,3 @@ export function expandShader(sources: ShaderSources, name: string, defines: Shad
     return String(v);
   });
 }
-
-/** Builds the registry from a Vite `import.meta.glob(..., {query: '?raw', eager: true, import: 'default'})` result. */
-export function shaderSourcesFromGlob(glob: Record<string, unknown>): ShaderSources {
-  const out: Record<string, string> = {};
-  for (const [path, text] of Object.entries(glob)) {
-    const base = path.slice(path.lastIndexOf('/') + 1).replace(/\.wgsl$/, '');
-    out[base] = String(text);
-  }
-  return out;
-}
